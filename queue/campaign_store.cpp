@@ -1,0 +1,214 @@
+#include "queue/campaign_store.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace budstikke::queue {
+namespace asio = boost::asio;
+
+std::string now_rfc3339() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+namespace {
+
+std::string reply_error(const redisReply* r, std::string_view what) {
+  return fmt::format("{}: Redis answered '{}'", what, as_string(r));
+}
+
+}  // namespace
+
+campaign_writer::campaign_writer(connection& conn, keys k, campaign_definition def, std::size_t batch)
+    : conn_(conn), keys_(std::move(k)), def_(std::move(def)), batch_(batch),
+      stream_key_(keys_.recipients(def_.id)) {}
+
+asio::awaitable<std::error_code> campaign_writer::async_create(std::string& error) {
+  if (!valid_campaign_id(def_.id)) {
+    error = fmt::format("campaign id '{}' is not valid: use 1-{} of A-Z a-z 0-9 . _ -", def_.id, max_id_length);
+    co_return std::make_error_code(std::errc::invalid_argument);
+  }
+  auto campaign_key = keys_.campaign(def_.id);
+  request req;
+  // HSETNX on `id` claims the campaign: a second enqueue with the same id is refused, never merged.
+  req.command("HSETNX", campaign_key, "id", def_.id);
+  if (auto ec = co_await conn_.async_exec(req, replies_)) {
+    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
+    co_return ec;
+  }
+  if (as_integer(replies_[0].get()).value_or(0) != 1) {
+    error = is_error(replies_[0].get()) ? reply_error(replies_[0].get(), "creating the campaign")
+                                        : fmt::format("campaign '{}' already exists", def_.id);
+    co_return std::make_error_code(std::errc::file_exists);
+  }
+  req.clear();
+  auto fields = def_.to_fields();
+  req.begin(2 + 2 * fields.size()).arg("HSET").arg(campaign_key);
+  for (const auto& [name, value] : fields) req.arg(name).arg(value);
+  req.command("XGROUP", "CREATE", stream_key_, consumer_group, "0", "MKSTREAM");
+  req.command("ZADD", keys_.index(),
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count(),
+              def_.id);
+  if (auto ec = co_await conn_.async_exec(req, replies_)) {
+    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
+    co_return ec;
+  }
+  for (auto& r : replies_) {
+    if (is_error(r.get())) {
+      error = reply_error(r.get(), "creating the campaign");
+      co_return std::make_error_code(std::errc::io_error);
+    }
+  }
+  co_return std::error_code{};
+}
+
+void campaign_writer::add(std::string_view to, std::string_view member, std::string_view data_json) {
+  pending_.command("XADD", stream_key_, "*", field_to, to, field_member, member, field_data, data_json);
+  ++added_;
+}
+
+asio::awaitable<std::error_code> campaign_writer::async_flush(std::string& error) {
+  if (pending_.empty()) co_return std::error_code{};
+  auto ec = co_await conn_.async_exec(pending_, replies_);
+  pending_.clear();
+  if (ec) {
+    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
+    co_return ec;
+  }
+  for (auto& r : replies_) {
+    if (is_error(r.get())) {
+      error = reply_error(r.get(), "adding recipients");
+      co_return std::make_error_code(std::errc::io_error);
+    }
+  }
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> campaign_writer::async_seal(std::string& error) {
+  if (auto ec = co_await async_flush(error)) co_return ec;
+  request req;
+  req.command("HSET", keys_.campaign(def_.id), "total", added_);
+  req.command("ZADD", keys_.registry(), def_.priority, def_.id);
+  if (auto ec = co_await conn_.async_exec(req, replies_)) {
+    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
+    co_return ec;
+  }
+  for (auto& r : replies_) {
+    if (is_error(r.get())) {
+      error = reply_error(r.get(), "sealing the campaign");
+      co_return std::make_error_code(std::errc::io_error);
+    }
+  }
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::optional<campaign_status>> async_read_status(connection& conn, const keys& k,
+                                                                  std::string_view id, std::string& error) {
+  request req;
+  req.command("HMGET", k.campaign(id), "state", "channel", "category", "tenant", "priority", "total",
+              "created_at", "finished_at", "id");
+  req.command("HMGET", k.counts(id), "sent", "failed", "skipped", "ambiguous");
+  req.command("XLEN", k.recipients(id));
+  std::vector<reply_ptr> replies;
+  if (auto ec = co_await conn.async_exec(req, replies)) {
+    error = fmt::format("Redis at {}: {}", describe(conn.config()), ec.message());
+    co_return std::nullopt;
+  }
+  const redisReply* meta = replies[0].get();
+  if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 9 || is_nil(meta->element[8])) {
+    error = fmt::format("campaign '{}' does not exist", id);
+    co_return std::nullopt;
+  }
+  campaign_status s;
+  s.id = std::string(id);
+  s.state = std::string(as_string(meta->element[0]));
+  s.channel = std::string(as_string(meta->element[1]));
+  s.category = std::string(as_string(meta->element[2]));
+  s.tenant = std::string(as_string(meta->element[3]));
+  s.priority = static_cast<int>(as_integer(meta->element[4]).value_or(0));
+  s.total = as_integer(meta->element[5]);
+  s.created_at = std::string(as_string(meta->element[6]));
+  s.finished_at = std::string(as_string(meta->element[7]));
+  const redisReply* counts = replies[1].get();
+  if (counts->type == REDIS_REPLY_ARRAY) {
+    for (std::size_t i = 0; i < counts->elements && i < s.counts.size(); ++i)
+      s.counts[i] = as_integer(counts->element[i]).value_or(0);
+  }
+  s.enqueued = as_integer(replies[2].get()).value_or(0);
+  co_return s;
+}
+
+asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const keys& k, bool active_only,
+                                                      std::vector<std::string>& ids) {
+  request req;
+  req.command("ZRANGE", active_only ? k.registry() : k.index(), 0, -1);
+  std::vector<reply_ptr> replies;
+  if (auto ec = co_await conn.async_exec(req, replies)) co_return ec;
+  ids.clear();
+  const redisReply* r = replies[0].get();
+  if (r->type == REDIS_REPLY_ARRAY) {
+    for (std::size_t i = 0; i < r->elements; ++i) ids.emplace_back(as_string(r->element[i]));
+  }
+  co_return std::error_code{};
+}
+
+std::size_t for_each_entry(const redisReply* reply,
+                           const std::function<void(std::string_view, const stream_entry&)>& on_entry) {
+  // [[stream, [[id, [f, v, ...]] | [id, nil], ...]], ...]
+  std::size_t n = 0;
+  if (!reply || reply->type != REDIS_REPLY_ARRAY) return 0;
+  for (std::size_t s = 0; s < reply->elements; ++s) {
+    const redisReply* stream = reply->element[s];
+    if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
+    auto key = as_string(stream->element[0]);
+    const redisReply* entries = stream->element[1];
+    if (entries->type != REDIS_REPLY_ARRAY) continue;
+    for (std::size_t e = 0; e < entries->elements; ++e) {
+      const redisReply* entry = entries->element[e];
+      if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+      stream_entry out;
+      out.id = as_string(entry->element[0]);
+      const redisReply* fields = entry->element[1];
+      bool have_to = false;
+      if (fields->type == REDIS_REPLY_ARRAY) {
+        for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
+          auto name = as_string(fields->element[f]);
+          auto value = as_string(fields->element[f + 1]);
+          if (name == field_to) {
+            out.to = value;
+            have_to = true;
+          } else if (name == field_member) {
+            out.member = value;
+          } else if (name == field_data) {
+            out.data = value;
+          }
+        }
+      }
+      out.well_formed = have_to && !out.to.empty();
+      on_entry(key, out);
+      ++n;
+    }
+  }
+  return n;
+}
+
+void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
+                            std::string_view now, const std::vector<outcome_record>& records) {
+  req.begin(3 + 4 + 2 + 4 * records.size());
+  req.arg("EVAL").arg(record_outcomes_script).arg(4);
+  req.arg(k.recipients(campaign_id)).arg(k.counts(campaign_id)).arg(k.outcomes(campaign_id))
+      .arg(k.campaign(campaign_id));
+  req.arg(consumer_group).arg(now);
+  for (const auto& r : records) req.arg(r.entry_id).arg(to_string(r.state)).arg(r.member).arg(r.reason);
+}
+
+}  // namespace budstikke::queue

@@ -1,0 +1,101 @@
+// Campaign operations over the schema: creating and filling a campaign (enqueue), reading its
+// status, the registry, and the entries of an XREADGROUP reply. Commands are built into
+// pipelines here; the callers decide when to send them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "queue/redis.hpp"
+#include "queue/schema.hpp"
+
+namespace budstikke::queue {
+
+// Writes a new campaign: create, add recipients in pipelined batches, seal.
+class campaign_writer {
+ public:
+  campaign_writer(connection& conn, keys k, campaign_definition def, std::size_t batch = 1000);
+
+  // Claims the id (refused if a campaign with that id exists), writes the definition and creates
+  // the stream with its consumer group. `error` says what went wrong.
+  boost::asio::awaitable<std::error_code> async_create(std::string& error);
+  // Buffers one recipient; the caller flushes when `should_flush()`.
+  void add(std::string_view to, std::string_view member, std::string_view data_json);
+  bool should_flush() const { return pending_.commands() >= batch_; }
+  boost::asio::awaitable<std::error_code> async_flush(std::string& error);
+  // Flushes, sets `total` and registers the campaign with the engine.
+  boost::asio::awaitable<std::error_code> async_seal(std::string& error);
+  std::int64_t added() const { return added_; }
+
+ private:
+  connection& conn_;
+  keys keys_;
+  campaign_definition def_;
+  std::size_t batch_;
+  std::string stream_key_;
+  request pending_;
+  std::vector<reply_ptr> replies_;
+  std::int64_t added_ = 0;
+};
+
+struct campaign_status {
+  std::string id;
+  std::string state;
+  std::string channel;
+  std::string category;
+  std::string tenant;
+  int priority = 0;
+  std::optional<std::int64_t> total;  // absent until the campaign is sealed
+  std::int64_t enqueued = 0;          // entries in the recipient stream
+  std::array<std::int64_t, 4> counts{};  // by final_state
+  std::string created_at;
+  std::string finished_at;
+
+  std::int64_t count(final_state s) const { return counts[static_cast<std::size_t>(s)]; }
+  std::int64_t done() const { return counts[0] + counts[1] + counts[2] + counts[3]; }
+  std::int64_t pending() const { return (total ? *total : enqueued) - done(); }
+};
+
+// Reads one campaign's status; nullopt (with `error`) when it does not exist.
+boost::asio::awaitable<std::optional<campaign_status>> async_read_status(connection& conn, const keys& k,
+                                                                         std::string_view id,
+                                                                         std::string& error);
+// Ids of every campaign (newest last), or of the registry of active ones.
+boost::asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const keys& k, bool active_only,
+                                                             std::vector<std::string>& ids);
+
+// One recipient entry as read from the stream (views into the reply).
+struct stream_entry {
+  std::string_view id;
+  std::string_view to;
+  std::string_view member;
+  std::string_view data;
+  bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
+};
+
+// Walks an XREADGROUP reply: calls `on_entry(stream_key, entry)` for each entry. Returns the
+// number of entries. Entries whose fields were deleted (nil) are passed with well_formed = false.
+std::size_t for_each_entry(const redisReply* reply,
+                           const std::function<void(std::string_view, const stream_entry&)>& on_entry);
+
+// Builds the EVAL that records a batch of outcomes of one campaign (see record_outcomes_script).
+struct outcome_record {
+  std::string_view entry_id;
+  final_state state;
+  std::string_view member;
+  std::string_view reason;
+};
+void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
+                            std::string_view now_rfc3339, const std::vector<outcome_record>& records);
+
+std::string now_rfc3339();
+
+}  // namespace budstikke::queue

@@ -1,0 +1,201 @@
+#include "queue/redis.hpp"
+
+#include <charconv>
+#include <random>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+namespace budstikke::queue {
+namespace asio = boost::asio;
+using asio::as_tuple;
+using asio::use_awaitable;
+
+namespace {
+
+class redis_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "budstikke.redis"; }
+  std::string message(int ev) const override {
+    switch (static_cast<redis_errc>(ev)) {
+      case redis_errc::protocol_error: return "Redis protocol error";
+      case redis_errc::timeout: return "Redis did not answer in time";
+      case redis_errc::closed: return "Redis closed the connection";
+      case redis_errc::server_error: return "Redis refused AUTH or SELECT";
+    }
+    return "unknown Redis error";
+  }
+};
+
+}  // namespace
+
+std::error_code make_error_code(redis_errc e) {
+  static const redis_category_impl category;
+  return {static_cast<int>(e), category};
+}
+
+std::optional<redis_config> parse_redis_url(std::string_view url, std::string& error) {
+  redis_config cfg;
+  constexpr std::string_view scheme = "redis://";
+  if (url.substr(0, scheme.size()) != scheme) {
+    error = fmt::format("Redis URL '{}' must start with redis://", url);
+    return std::nullopt;
+  }
+  url.remove_prefix(scheme.size());
+  if (auto at = url.rfind('@'); at != std::string_view::npos) {
+    auto userinfo = url.substr(0, at);
+    auto colon = userinfo.find(':');
+    cfg.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    url.remove_prefix(at + 1);
+  }
+  if (auto slash = url.find('/'); slash != std::string_view::npos) {
+    auto db = url.substr(slash + 1);
+    if (!db.empty()) {
+      auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), cfg.database);
+      if (ec != std::errc() || p != db.data() + db.size() || cfg.database < 0) {
+        error = fmt::format("Redis URL: database '{}' is not a number", db);
+        return std::nullopt;
+      }
+    }
+    url = url.substr(0, slash);
+  }
+  if (auto colon = url.rfind(':'); colon != std::string_view::npos) {
+    auto port = url.substr(colon + 1);
+    unsigned value = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535) {
+      error = fmt::format("Redis URL: port '{}' is not a port number", port);
+      return std::nullopt;
+    }
+    cfg.port = static_cast<std::uint16_t>(value);
+    url = url.substr(0, colon);
+  }
+  if (url.empty()) {
+    error = "Redis URL has no host";
+    return std::nullopt;
+  }
+  cfg.host = std::string(url);
+  return cfg;
+}
+
+std::string describe(const redis_config& cfg) {
+  return fmt::format("{}:{}/{}", cfg.host, cfg.port, cfg.database);
+}
+
+connection::connection(asio::any_io_executor ex, redis_config cfg)
+    : cfg_(std::move(cfg)), socket_(ex), deadline_(ex), read_buf_(64 * 1024) {}
+
+void connection::close() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  parser_.reset();
+}
+
+void connection::arm_deadline(std::chrono::milliseconds d) {
+  timed_out_ = false;
+  deadline_.expires_after(d);
+  deadline_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: the operation finished in time
+    timed_out_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  });
+}
+
+asio::awaitable<std::error_code> connection::async_connect() {
+  close();
+  asio::ip::tcp::resolver resolver(socket_.get_executor());
+  auto [rec, endpoints] = co_await resolver.async_resolve(cfg_.host, std::to_string(cfg_.port),
+                                                          as_tuple(use_awaitable));
+  if (rec) co_return rec;
+  arm_deadline(cfg_.connect_timeout);
+  auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, as_tuple(use_awaitable));
+  deadline_.cancel();
+  if (cec) {
+    close();
+    co_return timed_out_ ? make_error_code(redis_errc::timeout) : std::error_code(cec);
+  }
+  socket_.set_option(asio::ip::tcp::no_delay(true));
+
+  request hello;
+  if (!cfg_.password.empty()) hello.command("AUTH", cfg_.password);
+  if (cfg_.database != 0) hello.command("SELECT", cfg_.database);
+  if (!hello.empty()) {
+    std::vector<reply_ptr> replies;
+    if (auto ec = co_await async_roundtrip(hello, replies)) co_return ec;
+    for (auto& r : replies) {
+      if (is_error(r.get())) {
+        close();
+        co_return make_error_code(redis_errc::server_error);
+      }
+    }
+  }
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> connection::async_roundtrip(const request& req,
+                                                             std::vector<reply_ptr>& replies) {
+  auto [wec, written] = co_await asio::async_write(socket_, asio::buffer(req.payload()),
+                                                   as_tuple(use_awaitable));
+  if (wec) co_return wec;
+  while (replies.size() < req.commands()) {
+    bool protocol_error = false;
+    while (replies.size() < req.commands()) {
+      auto r = parser_.next(protocol_error);
+      if (protocol_error) co_return make_error_code(redis_errc::protocol_error);
+      if (!r) break;
+      replies.push_back(std::move(r));
+    }
+    if (replies.size() == req.commands()) break;
+    auto [rec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_), as_tuple(use_awaitable));
+    if (rec == asio::error::eof) co_return make_error_code(redis_errc::closed);
+    if (rec) co_return rec;
+    if (!parser_.feed(read_buf_.data(), n)) co_return make_error_code(redis_errc::protocol_error);
+  }
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> connection::async_exec(const request& req,
+                                                        std::vector<reply_ptr>& replies,
+                                                        std::chrono::milliseconds extra_timeout) {
+  replies.clear();
+  if (req.empty()) co_return std::error_code{};
+  if (!socket_.is_open()) {
+    if (auto ec = co_await async_connect()) co_return ec;
+  }
+  arm_deadline(cfg_.command_timeout + extra_timeout);
+  auto ec = co_await async_roundtrip(req, replies);
+  deadline_.cancel();
+  if (ec) {
+    if (timed_out_) ec = make_error_code(redis_errc::timeout);
+    close();
+    replies.clear();
+  }
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> connection::async_exec_retrying(const request& req,
+                                                                 std::vector<reply_ptr>& replies,
+                                                                 std::chrono::milliseconds give_up_after) {
+  auto give_up = std::chrono::steady_clock::now() + give_up_after;
+  auto backoff = cfg_.backoff_min;
+  thread_local std::minstd_rand jitter{std::random_device{}()};
+  asio::steady_timer timer(socket_.get_executor());
+  for (;;) {
+    auto ec = co_await async_exec(req, replies);
+    if (!ec || std::chrono::steady_clock::now() >= give_up) co_return ec;
+    // Full jitter: a fleet of shards reconnecting after a Redis restart must not arrive in step.
+    auto wait = std::chrono::milliseconds(
+        std::uniform_int_distribution<std::int64_t>(backoff.count() / 2, backoff.count())(jitter));
+    timer.expires_after(wait);
+    co_await timer.async_wait(as_tuple(use_awaitable));
+    backoff = std::min(backoff * 2, cfg_.backoff_max);
+  }
+}
+
+}  // namespace budstikke::queue

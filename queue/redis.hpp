@@ -1,0 +1,86 @@
+// One Redis connection on the shard's event loop: hiredis parses RESP, Asio moves the bytes.
+// A connection serves one pipeline at a time; each role in a shard (pulling, recording, control)
+// owns its own connection, so no request ever waits behind another role's blocking read.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "queue/resp.hpp"
+
+namespace budstikke::queue {
+
+struct redis_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  int database = 0;
+  std::string password;  // from the URL or BUDSTIKKE_REDIS_PASSWORD; never logged
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds command_timeout{10000};
+  std::chrono::milliseconds backoff_min{50};
+  std::chrono::milliseconds backoff_max{5000};
+};
+
+// redis://[[user]:password@]host[:port][/db]; an error message on failure.
+std::optional<redis_config> parse_redis_url(std::string_view url, std::string& error);
+std::string describe(const redis_config& cfg);  // host:port/db, no password
+
+enum class redis_errc {
+  protocol_error = 1,  // the server sent something that is not RESP
+  timeout,             // no complete answer within the command timeout
+  closed,              // connection closed by the server
+  server_error,        // AUTH/SELECT refused at connect
+};
+std::error_code make_error_code(redis_errc e);
+
+class connection {
+ public:
+  connection(boost::asio::any_io_executor ex, redis_config cfg);
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  // Sends the pipeline and collects exactly req.commands() replies (errors from individual
+  // commands come back as error replies, not as an error_code). Connects first when needed.
+  // On failure the connection is dropped; the next call reconnects. `extra_timeout` is added
+  // for commands that block on the server (XREADGROUP BLOCK).
+  boost::asio::awaitable<std::error_code> async_exec(
+      const request& req, std::vector<reply_ptr>& replies,
+      std::chrono::milliseconds extra_timeout = std::chrono::milliseconds(0));
+
+  // Like async_exec, but on a connection-level failure waits (exponential backoff with jitter)
+  // and tries again until `give_up_after` has passed. Only for idempotent pipelines.
+  boost::asio::awaitable<std::error_code> async_exec_retrying(
+      const request& req, std::vector<reply_ptr>& replies, std::chrono::milliseconds give_up_after);
+
+  bool connected() const { return socket_.is_open(); }
+  void close();
+  const redis_config& config() const { return cfg_; }
+
+ private:
+  boost::asio::awaitable<std::error_code> async_connect();
+  boost::asio::awaitable<std::error_code> async_roundtrip(const request& req,
+                                                          std::vector<reply_ptr>& replies);
+  void arm_deadline(std::chrono::milliseconds d);
+
+  redis_config cfg_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer deadline_;
+  bool timed_out_ = false;
+  reply_parser parser_;
+  std::vector<char> read_buf_;
+};
+
+}  // namespace budstikke::queue
+
+template <>
+struct std::is_error_code_enum<budstikke::queue::redis_errc> : std::true_type {};

@@ -1,0 +1,146 @@
+#include "queue/schema.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace budstikke::queue {
+
+std::optional<channel> parse_channel(std::string_view s) {
+  if (s == "email") return channel::email;
+  if (s == "sms") return channel::sms;
+  return std::nullopt;
+}
+
+std::string_view to_string(channel c) { return c == channel::email ? "email" : "sms"; }
+
+std::string_view to_string(final_state s) {
+  switch (s) {
+    case final_state::sent: return "sent";
+    case final_state::failed: return "failed";
+    case final_state::skipped: return "skipped";
+    case final_state::ambiguous: return "ambiguous";
+  }
+  return "unknown";
+}
+
+bool valid_campaign_id(std::string_view id) {
+  return !id.empty() && id.size() <= max_id_length &&
+         std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+         });
+}
+
+std::vector<std::pair<std::string, std::string>> campaign_definition::to_fields() const {
+  std::vector<std::pair<std::string, std::string>> f{
+      {"id", id},
+      {"channel", std::string(to_string(kind))},
+      {"category", category},
+      {"tenant", tenant},
+      {"priority", std::to_string(priority)},
+      {"from", from_address},
+      {"from_name", from_name},
+      {"state", state},
+      {"created_at", created_at},
+  };
+  if (total) f.emplace_back("total", std::to_string(*total));
+  for (const auto& [name, source] : templates)
+    f.emplace_back(std::string(template_field_prefix) + name, source);
+  for (const auto& [name, source] : partials)
+    f.emplace_back(std::string(partial_field_prefix) + name, source);
+  return f;
+}
+
+std::optional<campaign_definition> campaign_definition::from_fields(
+    std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
+    std::string& error) {
+  campaign_definition c;
+  c.id = std::string(id);
+  bool have_channel = false;
+  for (const auto& [name, value] : fields) {
+    if (name == "channel") {
+      auto ch = parse_channel(value);
+      if (!ch) {
+        error = fmt::format("campaign {}: field 'channel' is '{}', expected email or sms", id, value);
+        return std::nullopt;
+      }
+      c.kind = *ch;
+      have_channel = true;
+    } else if (name == "category") {
+      c.category = std::string(value);
+    } else if (name == "tenant") {
+      c.tenant = std::string(value);
+    } else if (name == "priority") {
+      int p = 0;
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
+      if (ec != std::errc() || ptr != value.data() + value.size() || p < min_priority || p > max_priority) {
+        error = fmt::format("campaign {}: field 'priority' is '{}', expected {}..{}", id, value,
+                            min_priority, max_priority);
+        return std::nullopt;
+      }
+      c.priority = p;
+    } else if (name == "from") {
+      c.from_address = std::string(value);
+    } else if (name == "from_name") {
+      c.from_name = std::string(value);
+    } else if (name == "state") {
+      c.state = std::string(value);
+    } else if (name == "created_at") {
+      c.created_at = std::string(value);
+    } else if (name == "total") {
+      std::int64_t t = 0;
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
+      if (ec != std::errc() || ptr != value.data() + value.size() || t < 0) {
+        error = fmt::format("campaign {}: field 'total' is '{}', expected a count", id, value);
+        return std::nullopt;
+      }
+      c.total = t;
+    } else if (name.substr(0, template_field_prefix.size()) == template_field_prefix) {
+      c.templates.emplace(name.substr(template_field_prefix.size()), value);
+    } else if (name.substr(0, partial_field_prefix.size()) == partial_field_prefix) {
+      c.partials.emplace(name.substr(partial_field_prefix.size()), value);
+    }
+  }
+  if (!have_channel) {
+    error = fmt::format("campaign {}: field 'channel' is missing", id);
+    return std::nullopt;
+  }
+  return c;
+}
+
+const std::string_view record_outcomes_script = R"lua(
+local group = ARGV[1]
+local now = ARGV[2]
+local recorded = 0
+local add = {}
+for i = 3, #ARGV, 4 do
+  local id, state = ARGV[i], ARGV[i + 1]
+  if redis.call('XACK', KEYS[1], group, id) == 1 then
+    add[state] = (add[state] or 0) + 1
+    if state ~= 'sent' then
+      redis.call('XADD', KEYS[3], '*', 'entry', id, 'member', ARGV[i + 2], 'state', state,
+                 'reason', ARGV[i + 3], 'at', now)
+    end
+    recorded = recorded + 1
+  end
+end
+for state, n in pairs(add) do
+  redis.call('HINCRBY', KEYS[2], state, n)
+end
+local done = 0
+local meta = redis.call('HMGET', KEYS[4], 'total', 'state')
+if meta[1] and meta[2] ~= 'done' then
+  local c = redis.call('HMGET', KEYS[2], 'sent', 'failed', 'skipped', 'ambiguous')
+  local sum = 0
+  for _, v in ipairs(c) do sum = sum + (tonumber(v) or 0) end
+  if sum >= tonumber(meta[1]) then
+    redis.call('HSET', KEYS[4], 'state', 'done', 'finished_at', now)
+    done = 1
+  end
+end
+return {recorded, done}
+)lua";
+
+}  // namespace budstikke::queue

@@ -1,0 +1,99 @@
+// The Redis schema: the contract between portal backends (any language) and the engine.
+// docs/redis-schema.md describes the same thing for portal developers; keep them in step.
+//
+// Every key of one campaign carries the campaign id as a hash tag ({id}) so that a campaign
+// lives in one Redis Cluster slot and its Lua scripts stay legal there.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace budstikke::queue {
+
+inline constexpr std::string_view default_key_prefix = "budstikke:";
+inline constexpr std::string_view consumer_group = "budstikke";
+
+class keys {
+ public:
+  explicit keys(std::string prefix = std::string(default_key_prefix)) : prefix_(std::move(prefix)) {}
+
+  // HASH: the campaign's definition, state and total.
+  std::string campaign(std::string_view id) const { return prefix_ + "campaign:{" + std::string(id) + "}"; }
+  // STREAM: one entry per recipient, consumed through consumer group `budstikke`.
+  std::string recipients(std::string_view id) const { return campaign(id) + ":recipients"; }
+  // HASH: counts by final state (sent, failed, skipped, ambiguous).
+  std::string counts(std::string_view id) const { return campaign(id) + ":counts"; }
+  // STREAM: one entry per recipient that did not end `sent`, with its reason.
+  std::string outcomes(std::string_view id) const { return campaign(id) + ":outcomes"; }
+  // ZSET: the registry of campaigns the engine serves (member = id, score = priority).
+  std::string registry() const { return prefix_ + "campaigns"; }
+  // ZSET: every campaign ever enqueued (member = id, score = creation time in ms), for `status`.
+  std::string index() const { return prefix_ + "campaigns:all"; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string prefix_;
+};
+
+enum class channel : std::uint8_t { email, sms };
+std::optional<channel> parse_channel(std::string_view s);
+std::string_view to_string(channel c);
+
+// Final states of a recipient. Their names are the field names in the counts hash.
+enum class final_state : std::uint8_t { sent, failed, skipped, ambiguous };
+std::string_view to_string(final_state s);
+inline constexpr final_state all_final_states[] = {final_state::sent, final_state::failed,
+                                                   final_state::skipped, final_state::ambiguous};
+
+inline constexpr int min_priority = 0;
+inline constexpr int max_priority = 9;
+inline constexpr std::size_t max_id_length = 64;
+
+// Campaign ids appear in key names and headers: [A-Za-z0-9._-], 1..64 characters.
+bool valid_campaign_id(std::string_view id);
+
+// The campaign hash's fields.
+struct campaign_definition {
+  std::string id;
+  channel kind = channel::email;
+  std::string category = "newsletter";
+  std::string tenant = "default";
+  int priority = 5;
+  std::string from_address;   // envelope sender and From: address (e-mail); sender id (SMS)
+  std::string from_name;      // From: display name (e-mail)
+  std::string state = "active";  // active | paused | cancelled | done
+  std::optional<std::int64_t> total;  // set once every recipient has been added
+  std::string created_at;     // RFC 3339 UTC
+  // Template sources, copied in at enqueue time: subject, text, html, sms.
+  std::map<std::string, std::string, std::less<>> templates;
+  // Partials by name, copied in at enqueue time.
+  std::map<std::string, std::string, std::less<>> partials;
+
+  // Flat HSET field/value pairs, as documented.
+  std::vector<std::pair<std::string, std::string>> to_fields() const;
+  // From HGETALL's field/value pairs; an error names the field and what is wrong with it.
+  static std::optional<campaign_definition> from_fields(
+      std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
+      std::string& error);
+};
+
+inline constexpr std::string_view template_field_prefix = "template:";
+inline constexpr std::string_view partial_field_prefix = "partial:";
+
+// Fields of a recipient stream entry.
+inline constexpr std::string_view field_to = "to";        // address or phone number (required)
+inline constexpr std::string_view field_member = "id";    // member id (optional, used in logs)
+inline constexpr std::string_view field_data = "data";    // JSON object of template variables
+
+// Records a batch of outcomes of one campaign atomically and idempotently.
+// KEYS: recipients, counts, outcomes, campaign. ARGV: group, now, then 4 per record:
+// entry id, state, member id, reason. An entry counts only if XACK removed it from the pending
+// list, so replaying a batch after a lost reply never counts twice. Returns
+// {recorded, done} where done = 1 if this call completed the campaign.
+extern const std::string_view record_outcomes_script;
+
+}  // namespace budstikke::queue

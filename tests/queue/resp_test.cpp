@@ -1,0 +1,118 @@
+#include <catch2/catch.hpp>
+
+#include "queue/campaign_store.hpp"
+#include "queue/resp.hpp"
+#include "queue/redis.hpp"
+
+using namespace budstikke::queue;
+
+namespace {
+
+reply_ptr parse_one(std::string_view bytes) {
+  reply_parser p;
+  REQUIRE(p.feed(bytes.data(), bytes.size()));
+  bool err = false;
+  auto r = p.next(err);
+  REQUIRE_FALSE(err);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("queue: a pipeline encodes commands as RESP arrays of bulk strings") {
+  request req;
+  req.command("XADD", "k", "*", "to", "ola@example.no");
+  req.command("HINCRBY", std::string("c"), "sent", 42);
+  CHECK(req.commands() == 2);
+  CHECK(req.payload() ==
+        "*5\r\n$4\r\nXADD\r\n$1\r\nk\r\n$1\r\n*\r\n$2\r\nto\r\n$14\r\nola@example.no\r\n"
+        "*4\r\n$7\r\nHINCRBY\r\n$1\r\nc\r\n$4\r\nsent\r\n$2\r\n42\r\n");
+}
+
+TEST_CASE("queue: arguments with CR, LF and NUL are length-prefixed, never split into commands") {
+  request req;
+  req.command("SET", "k", std::string_view("a\r\nDEL x\0", 9));
+  CHECK(req.commands() == 1);
+  CHECK(req.payload() == std::string("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9\r\na\r\nDEL x\0\r\n", 35));
+}
+
+TEST_CASE("queue: replies are parsed from chunks split at every byte") {
+  const std::string wire = "+OK\r\n:12\r\n$5\r\nhallo\r\n*2\r\n$1\r\na\r\n$-1\r\n-ERR nope\r\n";
+  for (std::size_t split = 0; split <= wire.size(); ++split) {
+    reply_parser p;
+    std::vector<reply_ptr> got;
+    bool err = false;
+    for (auto part : {wire.substr(0, split), wire.substr(split)}) {
+      REQUIRE(p.feed(part.data(), part.size()));
+      while (auto r = p.next(err)) got.push_back(std::move(r));
+      REQUIRE_FALSE(err);
+    }
+    REQUIRE(got.size() == 5);
+    CHECK(as_string(got[0].get()) == "OK");
+    CHECK(as_integer(got[1].get()) == 12);
+    CHECK(as_string(got[2].get()) == "hallo");
+    CHECK(got[3]->elements == 2);
+    CHECK(is_nil(got[3]->element[1]));
+    CHECK(is_error(got[4].get()));
+  }
+}
+
+TEST_CASE("queue: a stream that is not RESP is a protocol error") {
+  reply_parser p;
+  std::string junk = "HTTP/1.1 200 OK\r\n";
+  p.feed(junk.data(), junk.size());
+  bool err = false;
+  auto r = p.next(err);
+  CHECK(err);
+  CHECK_FALSE(r);
+}
+
+TEST_CASE("queue: Redis URLs") {
+  std::string error;
+  auto c = parse_redis_url("redis://:s3cret@redis.internal:6380/2", error);
+  REQUIRE(c);
+  CHECK(c->host == "redis.internal");
+  CHECK(c->port == 6380);
+  CHECK(c->database == 2);
+  CHECK(c->password == "s3cret");
+  CHECK(describe(*c) == "redis.internal:6380/2");
+
+  auto d = parse_redis_url("redis://127.0.0.1", error);
+  REQUIRE(d);
+  CHECK(d->port == 6379);
+  CHECK(d->database == 0);
+
+  CHECK_FALSE(parse_redis_url("http://x", error));
+  CHECK(error.find("redis://") != std::string::npos);
+  CHECK_FALSE(parse_redis_url("redis://h:99999", error));
+  CHECK(error.find("99999") != std::string::npos);
+  CHECK_FALSE(parse_redis_url("redis://h/x", error));
+}
+
+TEST_CASE("queue: XREADGROUP replies are walked entry by entry, malformed entries flagged") {
+  std::string wire =
+      "*1\r\n*2\r\n$6\r\nstream\r\n*3\r\n"
+      "*2\r\n$3\r\n1-0\r\n*6\r\n$2\r\nto\r\n$3\r\na@b\r\n$2\r\nid\r\n$2\r\nm1\r\n$4\r\ndata\r\n$2\r\n{}\r\n"
+      "*2\r\n$3\r\n2-0\r\n$-1\r\n"
+      "*2\r\n$3\r\n3-0\r\n*2\r\n$4\r\nname\r\n$3\r\nOla\r\n";
+  auto r = parse_one(wire);
+  std::vector<stream_entry> got;
+  auto n = for_each_entry(r.get(), [&](std::string_view key, const stream_entry& e) {
+    CHECK(key == "stream");
+    got.push_back(e);
+  });
+  REQUIRE(n == 3);
+  CHECK(got[0].id == "1-0");
+  CHECK(got[0].to == "a@b");
+  CHECK(got[0].member == "m1");
+  CHECK(got[0].data == "{}");
+  CHECK(got[0].well_formed);
+  CHECK(got[1].id == "2-0");
+  CHECK_FALSE(got[1].well_formed);  // deleted entry
+  CHECK_FALSE(got[2].well_formed);  // no `to`
+}
+
+TEST_CASE("queue: a nil XREADGROUP reply has no entries") {
+  auto r = parse_one("*-1\r\n");
+  CHECK(for_each_entry(r.get(), [](auto, const auto&) { FAIL("no entry expected"); }) == 0);
+}
