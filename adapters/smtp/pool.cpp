@@ -1,0 +1,371 @@
+#include "adapters/smtp/pool.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "adapters/smtp/dialog.hpp"
+#include "adapters/watchdog.hpp"
+
+namespace budstikke::adapters::smtp {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A growable FIFO of pointers that keeps its storage (the engine bounds how many are pushed).
+class delivery_fifo {
+ public:
+  bool empty() const noexcept { return count_ == 0; }
+  std::size_t size() const noexcept { return count_; }
+  void push(delivery* d) {
+    if (count_ == items_.size()) grow();
+    items_[(head_ + count_) & (items_.size() - 1)] = d;
+    ++count_;
+  }
+  delivery* pop() noexcept {
+    if (count_ == 0) return nullptr;
+    delivery* d = items_[head_];
+    head_ = (head_ + 1) & (items_.size() - 1);
+    --count_;
+    return d;
+  }
+
+ private:
+  void grow() {
+    std::vector<delivery*> bigger(std::max<std::size_t>(64, items_.size() * 2));
+    for (std::size_t i = 0; i < count_; ++i) bigger[i] = items_[(head_ + i) & (items_.size() - 1)];
+    items_ = std::move(bigger);
+    head_ = 0;
+  }
+  std::vector<delivery*> items_;  // size is a power of two
+  std::size_t head_ = 0, count_ = 0;
+};
+
+}  // namespace
+
+struct pool::impl final : delivery_source, delivery_listener {
+  // One connection: its socket, its dialog and the timers that bound its operations.
+  struct connection {
+    connection(impl& p, std::size_t index)
+        : owner(p),
+          id(index),
+          socket(p.ex),
+          resolver(p.ex),
+          wake(p.ex),
+          watchdog_timer(p.ex),
+          machine(dialog_options{p.cfg.helo_name, p.cfg.max_messages_per_connection}, p, p),
+          read_buffer(16 * 1024) {}
+
+    impl& owner;
+    std::size_t id;
+    tcp::socket socket;
+    tcp::resolver resolver;
+    asio::steady_timer wake;  // idle wait and reconnect backoff; cancelled to wake up
+    asio::steady_timer watchdog_timer;
+    dialog machine;
+    std::vector<char> read_buffer;
+    io_deadline deadline;
+    std::chrono::milliseconds retry_after{0};  // wait before reconnecting
+    bool running = false;
+    bool idle = false;
+  };
+
+  impl(asio::any_io_executor executor, relay_config config, delivery_listener& user)
+      : ex(std::move(executor)), cfg(std::move(config)), user_listener(user), closed_signal(ex) {
+    cfg.connections = std::max<std::size_t>(1, cfg.connections);
+    cfg.max_messages_per_connection = std::max<std::size_t>(1, cfg.max_messages_per_connection);
+    closed_signal.expires_at(clock_type::time_point::max());
+    for (std::size_t i = 0; i < cfg.connections; ++i) {
+      connections.push_back(std::make_unique<connection>(*this, i));
+    }
+    rng_state = 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this);
+  }
+
+  delivery* take() override { return queue.pop(); }
+
+  void on_delivered(delivery& d) override {
+    switch (d.result) {
+      case outcome::accepted: ++st.accepted; break;
+      case outcome::transient: ++st.transient; break;
+      case outcome::permanent: ++st.permanent; break;
+      case outcome::ambiguous: ++st.ambiguous; break;
+    }
+    user_listener.on_delivered(d);
+  }
+
+  void push(delivery& d) {
+    queue.push(&d);
+    if (closed || (established == 0 && clock_type::now() < relay_down_until)) {
+      schedule_hand_back();
+      return;
+    }
+    if (!idle_connections.empty()) {
+      connection* c = idle_connections.back();
+      idle_connections.pop_back();
+      c->idle = false;
+      c->wake.cancel();
+      return;
+    }
+    if (queue.size() > connecting && live < connections.size()) spawn();
+  }
+
+  void close() {
+    if (closing) return;
+    closing = true;
+    idle_connections.clear();
+    for (auto& c : connections) {
+      c->idle = false;
+      if (c->running) c->wake.cancel();
+    }
+    maybe_closed();
+  }
+
+  void maybe_closed() {
+    if (closing && !closed && live == 0 && queue.empty() && !hand_back_posted) {
+      closed = true;
+      closed_signal.cancel();
+    }
+  }
+
+  // Hands queued deliveries back as transient, later (push never calls on_delivered itself).
+  void schedule_hand_back() {
+    if (hand_back_posted) return;
+    hand_back_posted = true;
+    asio::post(ex, [this] {
+      hand_back_posted = false;
+      hand_back_queue("local: relay unreachable (connect failed recently)");
+      maybe_closed();
+    });
+  }
+
+  void hand_back_queue(const char* reason) {
+    while (delivery* d = queue.pop()) {
+      d->result = outcome::transient;
+      d->reply.assign(reason);
+      on_delivered(*d);
+    }
+  }
+
+  void spawn() {
+    for (auto& c : connections) {
+      if (c->running) continue;
+      c->running = true;
+      ++live;
+      asio::co_spawn(ex, run(*c), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);  // never swallow: deliveries would vanish with it
+      });
+      return;
+    }
+  }
+
+  std::uint64_t next_random() noexcept {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+  }
+
+  // Exponential in the consecutive failures, between min and max, jittered to [b/2, b].
+  std::chrono::milliseconds backoff() noexcept {
+    auto lo = std::max<std::int64_t>(1, cfg.reconnect_backoff_min.count());
+    auto hi = std::max<std::int64_t>(lo, cfg.reconnect_backoff_max.count());
+    std::int64_t b = lo;
+    for (unsigned i = 1; i < consecutive_failures && b < hi; ++i) b *= 2;
+    return jittered(std::chrono::milliseconds(std::min(b, hi)));
+  }
+
+  std::chrono::milliseconds jittered(std::chrono::milliseconds b) noexcept {
+    std::int64_t full = std::max<std::int64_t>(1, b.count());
+    std::int64_t half = full / 2;
+    auto spread = static_cast<std::uint64_t>(full - half + 1);
+    return std::chrono::milliseconds(half + static_cast<std::int64_t>(next_random() % spread));
+  }
+
+  asio::awaitable<void> run(connection& c) {
+    while (!queue.empty() && !closed) {
+      ++connecting;
+      c.deadline = {};
+      c.retry_after = std::chrono::milliseconds(0);
+      co_await session(c);
+      if (c.retry_after.count() > 0 && !closing) {
+        c.wake.expires_after(c.retry_after);
+        co_await c.wake.async_wait(use_tuple);
+      }
+    }
+    c.running = false;
+    --live;
+    maybe_closed();
+  }
+
+  // One connection from connect to close, its operations bounded by the watchdog.
+  asio::awaitable<void> session(connection& c) {
+    using namespace asio::experimental::awaitable_operators;
+    co_await (converse(c) || run_watchdog(c.watchdog_timer, c.deadline, [&c] {
+                boost::system::error_code ignored;
+                c.socket.close(ignored);
+                c.resolver.cancel();
+              }));
+    boost::system::error_code ignored;
+    c.socket.shutdown(tcp::socket::shutdown_both, ignored);
+    c.socket.close(ignored);
+  }
+
+  asio::awaitable<void> converse(connection& c) {
+    bool connected = co_await connect(c);
+    --connecting;
+    if (!connected) {
+      on_connect_failure(c);
+      co_return;
+    }
+    ++st.connects;
+    bool was_established = false;
+    step s = c.machine.on_connected();
+    for (;;) {
+      if (!was_established && c.machine.established()) {
+        was_established = true;
+        ++established;
+        consecutive_failures = 0;
+        relay_down_until = {};
+      }
+      if (s.what == step::kind::close) break;
+      s = co_await advance(c, c.socket, s);
+    }
+    if (!was_established) {
+      on_connect_failure(c);  // the greeting or EHLO/HELO was refused, or the connection died
+      co_return;
+    }
+    --established;
+    // A connection that worked and then failed: reconnect soon, but never in a tight loop.
+    if (c.machine.close_reason()) c.retry_after = jittered(cfg.reconnect_backoff_min);
+  }
+
+  void on_connect_failure(connection& c) {
+    ++st.connect_failures;
+    ++consecutive_failures;
+    c.retry_after = backoff();
+    if (established == 0) {
+      // The relay looks down: hand back what waits and, until the backoff ends, what comes.
+      relay_down_until = clock_type::now() + c.retry_after;
+      hand_back_queue("local: cannot connect to the relay");
+    }
+  }
+
+  asio::awaitable<bool> connect(connection& c) {
+    c.deadline.expires_after(cfg.connect_timeout);
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(cfg.host, ec);
+    if (!ec) {
+      auto [cec] = co_await c.socket.async_connect(tcp::endpoint(address, cfg.port), use_tuple);
+      ec = cec;
+    } else {
+      auto [rec, endpoints] = co_await c.resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_tuple);
+      ec = rec;
+      if (!ec) {
+        auto [cec, ep] = co_await asio::async_connect(c.socket, endpoints, use_tuple);
+        ec = cec;
+      }
+    }
+    if (ec) {
+      boost::system::error_code ignored;
+      c.socket.close(ignored);
+      co_return false;
+    }
+    c.socket.set_option(tcp::no_delay(true), ec);
+    co_return true;
+  }
+
+  std::chrono::milliseconds timeout_for(timeout_kind k) const noexcept {
+    return k == timeout_kind::data ? cfg.data_timeout : cfg.command_timeout;
+  }
+
+  // Carries out one step of the dialog on any stream (a TLS stream can slot in here later).
+  template <class Stream>
+  asio::awaitable<step> advance(connection& c, Stream& stream, step s) {
+    switch (s.what) {
+      case step::kind::write: {
+        c.deadline.expires_after(timeout_for(s.timeout));
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(s.bytes.data(), s.bytes.size()), use_tuple);
+        s = ec ? c.machine.on_write_failed(io_error(c), n) : c.machine.on_written();
+        break;
+      }
+      case step::kind::read: {
+        c.deadline.expires_after(timeout_for(s.timeout));
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(c.read_buffer), use_tuple);
+        s = ec ? c.machine.on_failure(io_error(c)) : c.machine.on_read(std::string_view(c.read_buffer.data(), n));
+        break;
+      }
+      case step::kind::wait_for_work:
+        c.deadline.clear();
+        s = co_await wait_for_work(c);
+        break;
+      case step::kind::close:
+        break;
+    }
+    co_return s;
+  }
+
+  asio::awaitable<step> wait_for_work(connection& c) {
+    if (!queue.empty()) co_return c.machine.on_work();
+    if (closing) co_return c.machine.on_quit();
+    c.idle = true;
+    idle_connections.push_back(&c);
+    c.wake.expires_after(cfg.idle_timeout);
+    auto [ec] = co_await c.wake.async_wait(use_tuple);
+    if (c.idle) {
+      c.idle = false;
+      idle_connections.erase(std::find(idle_connections.begin(), idle_connections.end(), &c));
+    }
+    if (!queue.empty()) co_return c.machine.on_work();
+    if (closing || !ec) co_return c.machine.on_quit();  // closing, or idle for idle_timeout
+    co_return c.machine.on_work();
+  }
+
+  error io_error(const connection& c) const noexcept {
+    return c.deadline.expired ? error::timeout : error::connection_lost;
+  }
+
+  asio::any_io_executor ex;
+  relay_config cfg;
+  delivery_listener& user_listener;
+  asio::steady_timer closed_signal;
+  std::vector<std::unique_ptr<connection>> connections;
+  std::vector<connection*> idle_connections;
+  delivery_fifo queue;
+  std::size_t live = 0, connecting = 0, established = 0;
+  unsigned consecutive_failures = 0;
+  clock_type::time_point relay_down_until{};
+  bool closing = false, closed = false, hand_back_posted = false;
+  std::uint64_t rng_state;
+  stats st{};
+};
+
+pool::pool(asio::any_io_executor ex, relay_config cfg, delivery_listener& listener)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(cfg), listener)) {}
+
+pool::~pool() = default;
+
+void pool::push(delivery& d) { impl_->push(d); }
+
+void pool::close() { impl_->close(); }
+
+asio::awaitable<void> pool::async_wait_closed() {
+  while (!impl_->closed) co_await impl_->closed_signal.async_wait(use_tuple);
+}
+
+const pool::stats& pool::statistics() const { return impl_->st; }
+
+}  // namespace budstikke::adapters::smtp
