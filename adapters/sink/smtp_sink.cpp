@@ -153,7 +153,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
     asio::steady_timer watchdog_timer(self->ex);
     io_deadline deadline;
     co_await (converse(*self, socket, deadline) ||
-              run_watchdog(watchdog_timer, deadline, [&socket] {
+              deadline.watch(watchdog_timer, [&socket] {
                 boost::system::error_code e;
                 socket.close(e);
               }));
@@ -174,7 +174,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
           delay.expires_after(self.opt.reply_delay);
           co_await delay.async_wait(use_tuple);
         }
-        deadline.expires_after(std::chrono::seconds(30));
+        deadline.expires_after(self.opt.idle_timeout);  // one timeout: no timer churn
         auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
         if (ec) co_return;
         out.clear();

@@ -89,6 +89,7 @@ step dialog::on_connected() {
   expected_head_ = expected_count_ = 0;
   txn_head_ = txn_count_ = 0;
   expect(command::greeting);
+  expected_sent_ = 1;
   return next_step();
 }
 
@@ -101,7 +102,7 @@ step dialog::on_read(std::string_view bytes) {
       break;
     }
     if (!parser_.done()) break;
-    if (expected_count_ == 0) {
+    if (expected_sent_ == 0) {  // nothing asked, or a reply to what we have not yet sent
       fail_connection(error::unexpected_reply);
       break;
     }
@@ -118,6 +119,7 @@ step dialog::on_written() {
   }
   out_.clear();
   out_has_body_ = false;
+  expected_sent_ = expected_count_;
   return next_step();
 }
 
@@ -173,6 +175,7 @@ void dialog::on_reply(const reply& r) {
   expected e = expected_[expected_head_];
   expected_head_ = (expected_head_ + 1) % max_expected;
   --expected_count_;
+  --expected_sent_;
 
   switch (e.cmd) {
     case command::greeting:
@@ -468,7 +471,7 @@ void dialog::fail_connection(error e) {
   phase_ = phase::closed;
   out_.clear();
   out_has_body_ = false;
-  expected_head_ = expected_count_ = 0;
+  expected_head_ = expected_count_ = expected_sent_ = 0;
   while (txn_count_ > 0) {
     transaction& t = txns_[txn_head_];
     if (!t.decided) {

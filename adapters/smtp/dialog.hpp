@@ -145,6 +145,7 @@ class dialog {
   static constexpr std::size_t max_expected = 16;
   std::array<expected, max_expected> expected_{};
   std::size_t expected_head_ = 0, expected_count_ = 0;
+  std::size_t expected_sent_ = 0;  // of those, the ones already written: only they can be answered
 
   // At most two transactions: one waiting for its dot reply, the next one's envelope.
   static constexpr std::size_t max_txns = 2;

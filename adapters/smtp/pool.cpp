@@ -165,6 +165,7 @@ struct pool::impl final : delivery_source, delivery_listener {
       if (c->running) continue;
       c->running = true;
       ++live;
+      ++connecting;
       asio::co_spawn(ex, run(*c), [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);  // never swallow: deliveries would vanish with it
       });
@@ -196,15 +197,20 @@ struct pool::impl final : delivery_source, delivery_listener {
   }
 
   asio::awaitable<void> run(connection& c) {
-    while (!queue.empty() && !closed) {
-      ++connecting;
-      c.deadline = {};
+    // spawn() counted this connection as connecting; converse() uncounts it once connected.
+    for (;;) {
+      if (queue.empty() || closed) {
+        --connecting;
+        break;
+      }
+      c.deadline.reset();
       c.retry_after = std::chrono::milliseconds(0);
       co_await session(c);
       if (c.retry_after.count() > 0 && !closing) {
         c.wake.expires_after(c.retry_after);
         co_await c.wake.async_wait(use_tuple);
       }
+      ++connecting;
     }
     c.running = false;
     --live;
@@ -214,7 +220,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   // One connection from connect to close, its operations bounded by the watchdog.
   asio::awaitable<void> session(connection& c) {
     using namespace asio::experimental::awaitable_operators;
-    co_await (converse(c) || run_watchdog(c.watchdog_timer, c.deadline, [&c] {
+    co_await (converse(c) || c.deadline.watch(c.watchdog_timer, [&c] {
                 boost::system::error_code ignored;
                 c.socket.close(ignored);
                 c.resolver.cancel();
@@ -335,7 +341,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   }
 
   error io_error(const connection& c) const noexcept {
-    return c.deadline.expired ? error::timeout : error::connection_lost;
+    return c.deadline.expired() ? error::timeout : error::connection_lost;
   }
 
   asio::any_io_executor ex;
