@@ -1,1 +1,150 @@
-int main() { return 0; }
+// budstikke <command>: run, enqueue, status, sink, bench. Exceptions stop here, as one clear
+// message and exit code 2 (usage, configuration, input) or 1 (runtime).
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "adapters/sink/smtp_sink.hpp"
+#include "bench/bench.hpp"
+#include "engine/commands.hpp"
+#include "engine/config.hpp"
+#include "engine/log.hpp"
+#include "engine/runner.hpp"
+
+using namespace budstikke;
+
+namespace {
+
+struct common_options {
+  std::string config_file;
+  std::string redis_url;
+  std::string key_prefix;
+};
+
+void add_common(CLI::App* cmd, common_options& o) {
+  cmd->add_option("--config", o.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+  cmd->add_option("--redis", o.redis_url, "Redis URL, redis://[:password@]host[:port][/db] (overrides the config and BUDSTIKKE_REDIS)");
+  cmd->add_option("--prefix", o.key_prefix, "Redis key prefix (default budstikke:)");
+}
+
+engine::config resolve_config(const common_options& o) {
+  auto cfg = o.config_file.empty() ? engine::default_config() : engine::load_config(o.config_file);
+  if (!o.redis_url.empty()) {
+    std::string error;
+    auto parsed = queue::parse_redis_url(o.redis_url, error);
+    if (!parsed) throw engine::config_error("--redis: " + error);
+    cfg.redis = *parsed;
+  }
+  if (!o.key_prefix.empty()) cfg.key_prefix = o.key_prefix;
+  return cfg;
+}
+
+// host:port with a numeric port.
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) throw engine::config_error(fmt::format("--listen '{}': expected HOST:PORT", s));
+  int port = 0;
+  try {
+    port = std::stoi(s.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) throw engine::config_error(fmt::format("--listen '{}': bad port", s));
+  return {s.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"budstikke: bulk e-mail and SMS dispatch for member organisations"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "budstikke 0.1.0");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  common_options run_common;
+  bool until_idle = false;
+  int workers = -1;
+  auto* run = app.add_subcommand("run", "Run the engine: pull campaigns from Redis and send them");
+  add_common(run, run_common);
+  run->add_flag("--until-idle", until_idle, "Exit 0 once no campaign has pending work");
+  run->add_option("--workers", workers, "Shards (threads); default engine.workers, 0 = one per core")->check(CLI::Range(0, 256));
+
+  common_options enq_common;
+  engine::enqueue_options enq;
+  auto* enqueue = app.add_subcommand("enqueue", "Enqueue a campaign from a recipient file and a template set");
+  add_common(enqueue, enq_common);
+  enqueue->add_option("--campaign", enq.campaign, "Campaign id (A-Z a-z 0-9 . _ -, at most 64)")->required();
+  enqueue->add_option("--template", enq.template_dir, "Template directory (subject/text/html/sms.mustache, partials)")->required();
+  enqueue->add_option("--recipients", enq.recipients_file, "Recipients: JSON Lines, or CSV with a header row (.csv)")->required();
+  enqueue->add_option("--channel", enq.channel, "email or sms")->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
+  enqueue->add_option("--category", enq.category, "Message category (newsletter, tariff, winback, transactional, ...)")->capture_default_str();
+  enqueue->add_option("--tenant", enq.tenant, "Tenant (union, region or branch)")->capture_default_str();
+  enqueue->add_option("--priority", enq.priority, "0 (lowest) to 9 (highest)")->check(CLI::Range(0, 9))->capture_default_str();
+  enqueue->add_option("--from", enq.from, "Sender address (e-mail)");
+  enqueue->add_option("--from-name", enq.from_name, "Sender display name (e-mail)");
+  enqueue->add_flag("--skip-invalid", enq.skip_invalid, "Enqueue the valid lines and report the others, instead of refusing the file");
+
+  common_options st_common;
+  engine::status_options st;
+  auto* status = app.add_subcommand("status", "Show campaigns and their counts");
+  add_common(status, st_common);
+  status->add_option("--campaign", st.campaign, "One campaign");
+  status->add_flag("--json", st.json, "One JSON object per campaign and line");
+
+  auto* sink = app.add_subcommand("sink", "Local test peers that accept and count messages");
+  sink->require_subcommand(1);
+  std::string sink_listen = "127.0.0.1:2525";
+  adapters::sink::smtp_sink_options sink_opt;
+  std::string maildir;
+  long long delay_ms = 0;
+  auto* sink_smtp = sink->add_subcommand("smtp", "An SMTP sink (PIPELINING, 8BITMIME, SMTPUTF8)");
+  sink_smtp->add_option("--listen", sink_listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  sink_smtp->add_option("--maildir", maildir, "Store every message in DIR/new");
+  sink_smtp->add_option("--transient-share", sink_opt.transient_share, "Share (0..1) of messages answered 451 4.3.0")->check(CLI::Range(0.0, 1.0));
+  sink_smtp->add_option("--drop-after-dot-share", sink_opt.drop_after_dot_share, "Share (0..1) of messages whose connection is dropped after the final dot, unanswered")->check(CLI::Range(0.0, 1.0));
+  sink_smtp->add_option("--reject-rcpt-containing", sink_opt.reject_rcpt_containing, "Answer 550 5.1.1 to recipients containing this text");
+  sink_smtp->add_option("--reply-delay-ms", delay_ms, "Delay every reply by this many milliseconds")->check(CLI::Range(0, 60000));
+  sink_smtp->add_option("--seed", sink_opt.seed, "Seed for the fault shares");
+
+  bench::bench_options bopt;
+  auto* bench_cmd = app.add_subcommand("bench", "Load benchmark: Redis + SMTP sink + engine on this machine");
+  bench::add_bench_options(bench_cmd, bopt);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : engine::exit_usage;
+  }
+  engine::log::set_min_level(log_level == "debug" ? engine::log::level::debug
+                             : log_level == "warn" ? engine::log::level::warn
+                             : log_level == "error" ? engine::log::level::error
+                                                    : engine::log::level::info);
+  try {
+    if (*run) {
+      auto cfg = resolve_config(run_common);
+      if (workers >= 0) cfg.engine.workers = static_cast<std::size_t>(workers);
+      return engine::run_engine(cfg, until_idle);
+    }
+    if (*enqueue) return engine::enqueue_command(resolve_config(enq_common), enq);
+    if (*status) return engine::status_command(resolve_config(st_common), st);
+    if (*sink_smtp) {
+      auto [host, port] = parse_listen(sink_listen);
+      sink_opt.listen_host = host;
+      sink_opt.port = port;
+      if (!maildir.empty()) sink_opt.maildir = maildir;
+      sink_opt.reply_delay = std::chrono::milliseconds(delay_ms);
+      return adapters::sink::run_smtp_sink_until_signal(sink_opt);
+    }
+    if (*bench_cmd) return bench::run_bench(bopt);
+  } catch (const engine::config_error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return engine::exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return engine::exit_runtime;
+  }
+  return engine::exit_usage;
+}

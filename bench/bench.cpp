@@ -1,0 +1,252 @@
+#include "bench/bench.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <fmt/format.h>
+
+#include "queue/campaign_store.hpp"
+#include "support/process.hpp"
+
+namespace budstikke::bench {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+void add_bench_options(CLI::App* cmd, bench_options& o) {
+  cmd->add_option("--recipients", o.recipients, "Synthetic recipients to send to")->check(CLI::Range(1ULL, 100000000ULL))->capture_default_str();
+  cmd->add_option("--workers", o.workers, "Engine shards; 0 = one per core")->check(CLI::Range(0, 256))->capture_default_str();
+  cmd->add_option("--window", o.window, "In-flight messages per shard")->check(CLI::Range(1, 1000000))->capture_default_str();
+  cmd->add_option("--connections", o.connections, "SMTP connections per shard")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--sink", o.sink, "own (budstikke sink smtp) or postfix (/usr/sbin/smtp-sink)")
+      ->check(CLI::IsMember({"own", "postfix"}))->capture_default_str();
+  cmd->add_option("--relay", o.relay, "HOST:PORT of an existing SMTP relay instead of starting a sink");
+  cmd->add_option("--redis", o.redis_url, "An existing Redis (redis://...) instead of starting one; the bench only adds its own campaign");
+  cmd->add_flag("--json", o.json, "Print the result as one JSON object");
+  cmd->add_flag("--keep", o.keep, "Keep the work directory with logs and config");
+}
+
+namespace {
+
+// Synthetic Norwegian members; names with æøå so encoding work is real.
+constexpr const char* first_names[] = {"Åse", "Ørjan", "Kari", "Håkon", "Bjørg", "Ola", "Sølvi", "Æsa", "Jørgen", "Tove"};
+constexpr const char* last_names[] = {"Hansen", "Sæther", "Nordmann", "Løvås", "Bråthen", "Aas", "Østby", "Dæhli"};
+constexpr const char* branches[] = {"Oslo", "Tromsø", "Bodø", "Førde", "Ålesund", "Kristiansand"};
+
+std::string synthetic_data(std::uint64_t i) {
+  return fmt::format(R"({{"name":"{} {}","branch":"{}","member_since":{},"dues_paid":{}}})",
+                     first_names[i % 10], last_names[(i / 10) % 8], branches[(i / 7) % 6], 1990 + i % 35,
+                     i % 5 != 0 ? "true" : "false");
+}
+
+const char* subject_template = "Tariffoppgjøret 2026: resultatet for {{branch}}";
+const char* text_template =
+    "Hei {{name}},\n\n"
+    "Forhandlingene er avsluttet, og her er resultatet for medlemmer i {{branch}}.\n"
+    "{{#dues_paid}}Takk for at du er medlem siden {{member_since}}.{{/dues_paid}}"
+    "{{^dues_paid}}Vi ser at kontingenten ikke er betalt; logg inn på Min side.{{/dues_paid}}\n\n"
+    "Lønnstillegget er 5,2 prosent fra 1. mai. Uravstemningen åpner mandag og stenger fredag kl. 12.\n"
+    "Les hele protokollen på medlemssidene. Har du spørsmål, ta kontakt med tillitsvalgt.\n\n"
+    "Med vennlig hilsen\nForbundet\n";
+const char* html_template =
+    "<!doctype html><html><body><h1>Tariffoppgjøret 2026</h1>"
+    "<p>Hei {{name}},</p><p>Forhandlingene er avsluttet, og her er resultatet for medlemmer i {{branch}}.</p>"
+    "{{#dues_paid}}<p>Takk for at du er medlem siden {{member_since}}.</p>{{/dues_paid}}"
+    "<p>Lønnstillegget er <strong>5,2 prosent</strong> fra 1. mai. Uravstemningen åpner mandag.</p>"
+    "<p>Med vennlig hilsen<br>Forbundet</p></body></html>\n";
+
+template <typename T>
+T run_sync(asio::awaitable<T> op) {
+  asio::io_context ioc(1);
+  std::optional<T> result;
+  std::exception_ptr error;
+  asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
+    error = e;
+    if (!e) result = std::move(v);
+  });
+  ioc.run();
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
+std::int64_t redis_used_memory(const queue::redis_config& rc) {
+  return run_sync([&]() -> asio::awaitable<std::int64_t> {
+    queue::connection conn(co_await asio::this_coro::executor, rc);
+    queue::request req;
+    req.command("INFO", "memory");
+    std::vector<queue::reply_ptr> replies;
+    if (co_await conn.async_exec(req, replies)) co_return -1;
+    auto text = queue::as_string(replies[0].get());
+    auto pos = text.find("used_memory:");
+    if (pos == std::string_view::npos) co_return -1;
+    co_return std::strtoll(text.data() + pos + 12, nullptr, 10);
+  }());
+}
+
+double cpu_seconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int run_bench(const bench_options& opt) {
+  char tmpl[] = "/tmp/budstikke-bench-XXXXXX";
+  if (!::mkdtemp(tmpl)) throw std::runtime_error("cannot create a work directory in /tmp");
+  fs::path work(tmpl);
+  auto say = [&](const std::string& s) {
+    if (!opt.json) std::cerr << s << std::endl;
+  };
+
+  // Redis
+  support::child_process redis;
+  queue::redis_config rc;
+  if (opt.redis_url.empty()) {
+    auto port = support::free_loopback_port();
+    redis = support::child_process::spawn(
+        {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", work.string(), "--logfile", (work / "redis.log").string()});
+    if (!support::wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("redis-server did not start");
+    rc.port = port;
+  } else {
+    std::string error;
+    auto parsed = queue::parse_redis_url(opt.redis_url, error);
+    if (!parsed) throw std::runtime_error("--redis: " + error);
+    rc = *parsed;
+  }
+
+  // SMTP sink
+  support::child_process sink;
+  std::string relay_host = "127.0.0.1";
+  std::uint16_t relay_port = 0;
+  std::string sink_name = opt.sink;
+  if (!opt.relay.empty()) {
+    auto colon = opt.relay.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("--relay: expected HOST:PORT");
+    relay_host = opt.relay.substr(0, colon);
+    relay_port = static_cast<std::uint16_t>(std::stoi(opt.relay.substr(colon + 1)));
+    sink_name = "relay " + opt.relay;
+  } else {
+    relay_port = support::free_loopback_port();
+    auto listen = fmt::format("127.0.0.1:{}", relay_port);
+    if (opt.sink == "postfix") {
+      if (::access("/usr/sbin/smtp-sink", X_OK) != 0)
+        throw std::runtime_error("--sink postfix: /usr/sbin/smtp-sink is not installed (Debian package postfix)");
+      std::vector<std::string> argv{"/usr/sbin/smtp-sink"};
+      if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "nobody"});  // it refuses to run as root otherwise
+      argv.insert(argv.end(), {listen, "1024"});
+      sink = support::child_process::spawn(argv, (work / "sink.log").string());
+    } else {
+      sink = support::child_process::spawn({support::self_executable(), "sink", "smtp", "--listen", listen},
+                                           (work / "sink.log").string());
+    }
+    if (!support::wait_for_port(relay_port, std::chrono::seconds(10))) throw std::runtime_error("the SMTP sink did not start");
+  }
+
+  // Enqueue
+  auto campaign = fmt::format("bench-{}-{}", ::getpid(), std::chrono::system_clock::now().time_since_epoch().count() % 1000000);
+  auto mem_before = redis_used_memory(rc);
+  say(fmt::format("enqueueing {} recipients (campaign {}) ...", opt.recipients, campaign));
+  auto enqueue_start = std::chrono::steady_clock::now();
+  std::string error;
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    queue::connection conn(co_await asio::this_coro::executor, rc);
+    queue::campaign_definition def;
+    def.id = campaign;
+    def.category = "tariff";
+    def.tenant = "bench";
+    def.priority = 5;
+    def.from_address = "nyheter@forbundet.example";
+    def.from_name = "Forbundet Øst";
+    def.created_at = queue::now_rfc3339();
+    def.templates = {{"subject", subject_template}, {"text", text_template}, {"html", html_template}};
+    queue::campaign_writer writer(conn, queue::keys(), def, 2000);
+    if (auto ec = co_await writer.async_create(error)) co_return ec;
+    for (std::uint64_t i = 0; i < opt.recipients; ++i) {
+      writer.add(fmt::format("medlem{}@fagforbund{}.example", i, i % 50), fmt::format("M{:07}", i), synthetic_data(i));
+      if (writer.should_flush())
+        if (auto ec = co_await writer.async_flush(error)) co_return ec;
+    }
+    co_return co_await writer.async_seal(error);
+  }());
+  if (ec) throw std::runtime_error("enqueue: " + error);
+  double enqueue_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - enqueue_start).count();
+  auto mem_after = redis_used_memory(rc);
+
+  // Engine
+  auto config_path = work / "bench.yaml";
+  {
+    std::ofstream cfg(config_path);
+    cfg << fmt::format(
+        "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\nsmtp:\n  host: {}\n  port: {}\n"
+        "  connections: {}\n  max_messages_per_connection: 100000\n",
+        rc.host, rc.port, rc.database, opt.workers, opt.window, relay_host, relay_port, opt.connections);
+  }
+  say(fmt::format("running the engine ({} workers, window {}, {} connections per shard) against {} ...",
+                  opt.workers == 0 ? std::thread::hardware_concurrency() : static_cast<unsigned>(opt.workers),
+                  opt.window, opt.connections, sink_name));
+  auto run_start = std::chrono::steady_clock::now();
+  auto engine = support::child_process::spawn(
+      {support::self_executable(), "--log-level", "warn", "run", "--until-idle", "--config", config_path.string()},
+      (work / "engine.log").string());
+  auto status = engine.wait();
+  double run_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+
+  std::optional<queue::campaign_status> st = run_sync([&]() -> asio::awaitable<std::optional<queue::campaign_status>> {
+    queue::connection conn(co_await asio::this_coro::executor, rc);
+    co_return co_await queue::async_read_status(conn, queue::keys(), campaign, error);
+  }());
+  sink.stop();
+  redis.stop();
+
+  if (!st) throw std::runtime_error("reading the campaign status: " + error);
+  double cpu = cpu_seconds(status.usage);
+  double rate = static_cast<double>(opt.recipients) / run_secs;
+  double cpu_us = cpu * 1e6 / static_cast<double>(opt.recipients);
+  double rss_mb = static_cast<double>(status.usage.ru_maxrss) / 1024.0;
+  double redis_bytes = mem_after > 0 && mem_before >= 0
+                           ? static_cast<double>(mem_after - mem_before) / static_cast<double>(opt.recipients)
+                           : 0.0;
+  bool adds_up = st->done() == static_cast<std::int64_t>(opt.recipients) && st->state == "done";
+  bool ok = status.exited_normally() && adds_up;
+
+  if (opt.json) {
+    std::cout << fmt::format(
+        R"({{"recipients":{},"workers":{},"window":{},"connections":{},"sink":"{}","seconds":{:.3f},"msg_per_s":{:.0f},)"
+        R"("engine_cpu_s":{:.3f},"engine_cpu_us_per_msg":{:.1f},"engine_peak_rss_mb":{:.1f},"redis_bytes_per_recipient":{:.0f},)"
+        R"("enqueue_s":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"state":"{}","engine_exit":{},"ok":{}}})",
+        opt.recipients, opt.workers, opt.window, opt.connections, sink_name, run_secs, rate, cpu, cpu_us, rss_mb,
+        redis_bytes, enqueue_secs, st->count(queue::final_state::sent), st->count(queue::final_state::failed),
+        st->count(queue::final_state::skipped), st->count(queue::final_state::ambiguous), st->state, status.code,
+        ok ? "true" : "false")
+              << std::endl;
+  } else {
+    std::cout << fmt::format(
+        "recipients        {}\n"
+        "sink              {}\n"
+        "enqueue           {:.2f} s ({:.0f}/s), Redis {:.0f} bytes per recipient\n"
+        "engine run        {:.2f} s\n"
+        "throughput        {:.0f} msg/s\n"
+        "engine CPU        {:.2f} s ({:.1f} µs per message)\n"
+        "engine peak RSS   {:.1f} MB\n"
+        "outcome           sent {} failed {} skipped {} ambiguous {} (state {}, engine exit {})\n",
+        opt.recipients, sink_name, enqueue_secs, static_cast<double>(opt.recipients) / enqueue_secs, redis_bytes,
+        run_secs, rate, cpu, cpu_us, rss_mb, st->count(queue::final_state::sent),
+        st->count(queue::final_state::failed), st->count(queue::final_state::skipped),
+        st->count(queue::final_state::ambiguous), st->state, status.code);
+    if (!ok) std::cout << "NOT OK: the counts do not add up or the engine failed; see " << work << "\n";
+  }
+  if (!opt.keep && ok) fs::remove_all(work);
+  else if (!opt.json) std::cerr << "work directory kept: " << work << "\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace budstikke::bench

@@ -1,0 +1,30 @@
+// `budstikke bench`: a reproducible end-to-end load run on one machine. It starts (or targets) a
+// Redis and an SMTP sink, enqueues N synthetic members, runs the engine as a child process until
+// idle and reports msg/s, engine CPU per message and peak RSS (from wait4, the child alone).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace budstikke::bench {
+
+struct bench_options {
+  std::uint64_t recipients = 100000;
+  int workers = 0;               // 0 = one per core
+  std::size_t window = 2000;
+  std::size_t connections = 8;   // SMTP connections per shard
+  std::string sink = "own";      // own | postfix
+  std::string relay;             // HOST:PORT of an existing relay instead of a started sink
+  std::string redis_url;         // an existing Redis instead of a started one
+  bool json = false;
+  bool keep = false;             // keep the work directory (logs, config)
+};
+
+void add_bench_options(CLI::App* cmd, bench_options& opt);
+int run_bench(const bench_options& opt);
+
+}  // namespace budstikke::bench

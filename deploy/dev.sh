@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Set up, build, demo and test budstikke on Debian 12.
+#
+#   deploy/dev.sh demo [--recipients N]   install what is missing, build, send a demo campaign
+#   deploy/dev.sh test [--sanitize]       install what is missing, build, run every test (ctest)
+#   deploy/dev.sh build | deps
+#
+# --with-postfix also installs Debian's postfix for its smtp-sink/smtp-source test tools. It is
+# opt-in because installing postfix installs a mail server (configured here as "No configuration",
+# so it does not start); without it the tests that need smtp-sink are skipped and say so.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
+PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
+          libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev redis-server)
+
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+cmd=${1:-}
+[ -n "$cmd" ] || { usage; exit 2; }
+shift
+RECIPIENTS=20000
+WITH_POSTFIX=0
+SANITIZE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --recipients) RECIPIENTS=${2:?--recipients needs a number}; shift 2 ;;
+    --with-postfix) WITH_POSTFIX=1; shift ;;
+    --sanitize) SANITIZE=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "dev.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_deps() {
+  local want=("${PACKAGES[@]}") missing=()
+  [ "$WITH_POSTFIX" -eq 1 ] && want+=(postfix)
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dev.sh: installing ${missing[*]}"
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+  fi
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  local args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  if [ "$SANITIZE" -eq 1 ]; then
+    BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build-sanitize}
+    args+=(-DBUDSTIKKE_SANITIZE=ON)
+  fi
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja "${args[@]}" >/dev/null
+  cmake --build "$BUILD" -j "$(nproc)"
+}
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "dev.sh: no free port found" >&2; return 1
+}
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "dev.sh: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+demo() {
+  local bin="$BUILD/engine/budstikke" work pids=()
+  work=$(mktemp -d /tmp/budstikke-demo-XXXXXX)
+  cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+  trap cleanup EXIT
+
+  local redis_port sink_port
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" & pids+=($!)
+  sink_port=$(free_port)
+  "$bin" sink smtp --listen "127.0.0.1:$sink_port" >"$work/sink.log" 2>&1 & pids+=($!)
+  wait_port "$redis_port"
+  wait_port "$sink_port"
+  echo "redis-server on 127.0.0.1:$redis_port, SMTP sink on 127.0.0.1:$sink_port"
+
+  # Synthetic members of a Norwegian union, names with æøå.
+  awk -v n="$RECIPIENTS" 'BEGIN {
+    split("Åse Ørjan Kari Håkon Bjørg Ola Sølvi Æsa Jørgen Tove Øystein Mari", f, " ");
+    split("Hansen Sæther Nordmann Løvås Bråthen Aas Østby Dæhli Ødegård Strøm", l, " ");
+    split("Oslo Tromsø Bodø Førde Ålesund Kristiansand Hønefoss Mosjøen", b, " ");
+    for (i = 1; i <= n; i++)
+      printf "{\"to\":\"medlem%d@avd%d.example\",\"id\":\"M%07d\",\"name\":\"%s %s\",\"branch\":\"%s\",\"dues_paid\":%s,\"items\":[\"Lønnstillegg 5,2 %%\",\"Uravstemning åpner mandag\"]}\n",
+        i, i % 40, i, f[1 + i % 12], l[1 + int(i / 12) % 10], b[1 + int(i / 7) % 8], (i % 9 ? "true" : "false");
+  }' >"$work/members.jsonl"
+
+  sed -e "s#redis://127.0.0.1:6379/0#redis://127.0.0.1:$redis_port/0#" -e "s#port: 2525#port: $sink_port#" \
+    "$ROOT/deploy/budstikke.example.yaml" >"$work/budstikke.yaml"
+  local campaign="demo-$(date +%H%M%S)"
+  "$bin" enqueue --config "$work/budstikke.yaml" --campaign "$campaign" --template "$ROOT/deploy/templates/newsletter" \
+    --recipients "$work/members.jsonl" --category newsletter --from nyheter@forbundet.example --from-name "Forbundet Øst"
+  local start end
+  start=$(date +%s.%N)
+  "$bin" --log-level warn run --config "$work/budstikke.yaml" --until-idle
+  end=$(date +%s.%N)
+  "$bin" status --config "$work/budstikke.yaml" --campaign "$campaign"
+  awk -v s="$start" -v e="$end" -v n="$RECIPIENTS" \
+    'BEGIN { t = e - s; printf "demo: %d recipients in %.2f s, %.0f msg/s\n", n, t, n / t }'
+}
+
+case "$cmd" in
+  deps) install_deps ;;
+  build) install_deps; build ;;
+  test)
+    install_deps
+    build
+    [ -x /usr/sbin/smtp-sink ] || echo "dev.sh: /usr/sbin/smtp-sink is missing (deploy/dev.sh test --with-postfix installs it); tests that need it are skipped"
+    ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 900
+    ;;
+  demo) install_deps; build; demo ;;
+  *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,49 @@
+// The CLI's commands other than `run`, as plain functions returning the exit code
+// (0 ok, 1 runtime failure, 2 usage, configuration or input error).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "engine/config.hpp"
+
+namespace budstikke::engine {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_runtime = 1;
+inline constexpr int exit_usage = 2;
+
+struct enqueue_options {
+  std::string campaign;
+  std::string template_dir;
+  std::string recipients_file;
+  std::string channel = "email";
+  std::string category = "newsletter";
+  std::string tenant = "default";
+  int priority = 5;
+  std::string from;
+  std::string from_name;
+  bool skip_invalid = false;  // enqueue the valid lines and report the rest, instead of refusing
+};
+
+int enqueue_command(const config& cfg, const enqueue_options& opt);
+
+struct status_options {
+  std::optional<std::string> campaign;
+  bool json = false;
+};
+
+int status_command(const config& cfg, const status_options& opt);
+
+// Template sets: subject/text/html/sms.mustache; every other *.mustache file in the directory or
+// in its partials/ subdirectory is a partial named after the file.
+struct template_set_files {
+  std::map<std::string, std::string, std::less<>> templates;
+  std::map<std::string, std::string, std::less<>> partials;
+};
+// Reads and compiles every template of the set; throws std::runtime_error naming file, line and
+// column of the first template that does not compile.
+template_set_files load_template_set(const std::string& dir);
+
+}  // namespace budstikke::engine

@@ -1,0 +1,41 @@
+// A wake-up signal between coroutines of one shard (single-threaded): notify() before wait()
+// is not lost.
+#pragma once
+
+#include <chrono>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace budstikke::engine {
+
+class event {
+ public:
+  explicit event(boost::asio::any_io_executor ex) : timer_(ex) {}
+
+  void notify() {
+    set_ = true;
+    timer_.cancel();
+  }
+
+  // Returns when notified or after `timeout`, whichever is first; true if notified.
+  boost::asio::awaitable<bool> wait_for(std::chrono::steady_clock::duration timeout) {
+    if (!set_) {
+      timer_.expires_after(timeout);
+      co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    bool was_set = set_;
+    set_ = false;
+    co_return was_set;
+  }
+
+  boost::asio::awaitable<void> wait() { co_await wait_for(std::chrono::hours(24 * 365)); }
+
+ private:
+  boost::asio::steady_timer timer_;
+  bool set_ = false;
+};
+
+}  // namespace budstikke::engine

@@ -1,0 +1,67 @@
+// Shared steps of the end-to-end scenarios: write a recipient file, read `status --json`.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "tests/support/servers.hpp"
+
+namespace budstikke::testing {
+
+// n members, to = "medlem<i>@avd<i%7>.example"; `bad` maps a line index to a replacement line.
+inline fs::path write_members(const temp_dir& dir, int n, const std::map<int, std::string>& replace = {}) {
+  auto path = dir / "members.jsonl";
+  std::ofstream out(path);
+  for (int i = 0; i < n; ++i) {
+    if (auto it = replace.find(i); it != replace.end()) {
+      out << it->second << "\n";
+      continue;
+    }
+    out << "{\"to\":\"medlem" << i << "@avd" << i % 7 << ".example\",\"id\":\"M" << i
+        << "\",\"name\":\"Åse Ødegård " << i << "\",\"branch\":\"Tromsø\",\"dues_paid\":" << (i % 3 ? "true" : "false")
+        << ",\"items\":[\"Lønn\",\"Pensjon\"]}\n";
+  }
+  return path;
+}
+
+inline boost::json::object campaign_status(const temp_dir& dir, const fs::path& config, const std::string& id) {
+  auto r = run_cli(dir, {"status", "--config", config.string(), "--campaign", id, "--json"});
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.output, ec);
+  REQUIRE_FALSE(ec);
+  REQUIRE(v.is_object());
+  return v.as_object();
+}
+
+inline std::int64_t field(const boost::json::object& o, const char* name) {
+  auto* v = o.if_contains(name);
+  REQUIRE(v);
+  REQUIRE(v->is_int64());
+  return v->as_int64();
+}
+
+// Checks that the counts of a finished campaign add up to its total.
+inline void require_adds_up(const boost::json::object& s, std::int64_t total) {
+  CHECK(field(s, "total") == total);
+  CHECK(field(s, "sent") + field(s, "failed") + field(s, "skipped") + field(s, "ambiguous") == total);
+  CHECK(field(s, "pending") == 0);
+  CHECK(s.at("state").as_string() == "done");
+}
+
+// recipients.log of the own sink: recipient address -> messages that arrived for it.
+inline std::map<std::string, int> arrivals(const fs::path& maildir) {
+  std::map<std::string, int> seen;
+  std::ifstream in(maildir / "recipients.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto tab = line.find('\t');
+    if (tab != std::string::npos) ++seen[line.substr(tab + 1)];
+  }
+  return seen;
+}
+
+}  // namespace budstikke::testing

@@ -1,0 +1,110 @@
+// A buggy portal writes hostile entries straight into Redis: each ends in one state with a
+// reason, none crashes the engine, none injects a header or an SMTP command.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "queue/campaign_store.hpp"
+#include "tests/integration/e2e.hpp"
+
+using namespace budstikke::testing;
+namespace asio = boost::asio;
+namespace q = budstikke::queue;
+
+namespace {
+
+template <typename F>
+void with_redis(const redis_server& redis, F body) {
+  asio::io_context ioc;
+  q::redis_config rc;
+  rc.port = redis.port;
+  std::exception_ptr error;
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    q::connection conn(co_await asio::this_coro::executor, rc);
+    co_await body(conn);
+  }, [&](std::exception_ptr e) { error = e; });
+  ioc.run();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, never sent unsafely") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto maildir = dir / "mail";
+  auto sink = start_own_sink(dir, {"--maildir", maildir.string()});
+  auto config = write_config(dir, redis, sink.port);
+
+  std::vector<std::pair<std::string, std::string>> rows;  // entry: to, data
+  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
+    q::campaign_definition def;
+    def.id = "hostile";
+    def.from_address = "nyheter@forbundet.example";
+    def.templates = {{"subject", "Hei {{name}}"}, {"text", "Hei {{name}}\n"}};
+    q::campaign_writer writer(conn, q::keys(), def);
+    std::string error;
+    REQUIRE_FALSE(co_await writer.async_create(error));
+    writer.add("ikke-en-adresse", "M1", "{}");                                   // skipped: no @
+    writer.add("ola@avd1.example\r\nRCPT TO:<evil@x.example>", "M2", "{}");     // skipped: control character
+    writer.add("kari@avd1.example", "M3", "[1,2]");                             // failed: data not an object
+    writer.add("per@avd1.example", "M4", "{broken");                            // failed: data not JSON
+    writer.add("åse@avd1.example", "M5", "{}");                                 // skipped: non-ASCII
+    writer.add("trond@avd1.example", "M6", R"({"name":"Trond\r\nBcc: evil@x.example"})");  // sent, safely
+    REQUIRE_FALSE(co_await writer.async_flush(error));
+    // An entry without `to`, as a portal with a bug might write it.
+    q::request req;
+    req.command("XADD", q::keys().recipients("hostile"), "*", "id", "M7", "data", "{}");
+    std::vector<q::reply_ptr> replies;
+    REQUIRE_FALSE(co_await conn.async_exec(req, replies));
+    req.clear();
+    req.command("HSET", q::keys().campaign("hostile"), "total", 7);
+    req.command("ZADD", q::keys().registry(), 5, "hostile");
+    REQUIRE_FALSE(co_await conn.async_exec(req, replies));
+  });
+
+  auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"});
+  INFO(run.output);
+  REQUIRE(run.code == 0);
+  auto s = campaign_status(dir, config, "hostile");
+  require_adds_up(s, 7);
+  CHECK(field(s, "sent") == 1);
+  CHECK(field(s, "skipped") == 3);
+  CHECK(field(s, "failed") == 3);
+
+  // Reasons by member id.
+  std::map<std::string, std::string> reasons;
+  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
+    q::request req;
+    req.command("XRANGE", q::keys().outcomes("hostile"), "-", "+");
+    std::vector<q::reply_ptr> replies;
+    REQUIRE_FALSE(co_await conn.async_exec(req, replies));
+    auto* r = replies[0].get();
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      auto* fields = r->element[i]->element[1];
+      std::string member, reason;
+      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
+        if (q::as_string(fields->element[f]) == "member") member = q::as_string(fields->element[f + 1]);
+        if (q::as_string(fields->element[f]) == "reason") reason = q::as_string(fields->element[f + 1]);
+      }
+      reasons[member.empty() ? "(none)" : member] = reason;
+    }
+  });
+  CHECK(reasons["M1"] == "address has no @");
+  CHECK(reasons["M2"] == "control character in address");
+  CHECK(reasons["M3"] == "template data is not a JSON object");
+  CHECK(reasons["M4"].rfind("template data is not valid JSON", 0) == 0);
+  CHECK(reasons["M5"].find("non-ASCII") != std::string::npos);
+  CHECK(reasons["M7"].find("'to' missing") != std::string::npos);
+
+  // The one message sent has no injected header.
+  auto seen = arrivals(maildir);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen.begin()->first == "trond@avd1.example");
+  auto message = slurp(fs::directory_iterator(maildir / "new")->path());
+  auto header = message.substr(0, message.find("\r\n\r\n") + 2);
+  CHECK(header.find("\nBcc") == std::string::npos);
+  CHECK(header.find("\r\nRCPT") == std::string::npos);
+  for (std::size_t i = 0; i < header.size(); ++i)
+    if (header[i] == '\n') CHECK((i > 0 && header[i - 1] == '\r'));
+}
