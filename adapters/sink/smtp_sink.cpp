@@ -34,12 +34,18 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
   impl(asio::any_io_executor executor, smtp_sink_options options)
       : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), rng(opt.seed | 1) {
     if (opt.maildir) open_maildir(*opt.maildir);
-    tcp::endpoint ep(asio::ip::make_address(opt.listen_host), opt.port);
-    acceptor.open(ep.protocol());
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    acceptor.bind(ep);
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    bound_port = acceptor.local_endpoint().port();
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(opt.listen_host, ec);
+    tcp::endpoint ep(address, opt.port);
+    if (!ec) acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) bound_port = acceptor.local_endpoint(ec).port();
+    if (ec) {
+      throw std::system_error(std::error_code(ec),
+                              "cannot listen on " + opt.listen_host + ":" + std::to_string(opt.port));
+    }
   }
 
   void open_maildir(const std::string& dir) {
@@ -224,6 +230,8 @@ smtp_sink::stats smtp_sink::statistics() const {
 
 int run_smtp_sink_until_signal(const smtp_sink_options& opt) {
   asio::io_context io(1);
+  // Signals first: whoever sees the port open may already send SIGTERM.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   std::optional<smtp_sink> sink;
   try {
     sink.emplace(io.get_executor(), opt);
@@ -231,7 +239,6 @@ int run_smtp_sink_until_signal(const smtp_sink_options& opt) {
     std::fprintf(stderr, "sink: cannot start: %s\n", e.what());
     return 1;
   }
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) {
     sink->stop();
     io.stop();

@@ -6,10 +6,15 @@
 #include <map>
 #include <sstream>
 
+#include <csignal>
+#include <thread>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <unistd.h>
 
 #include "adapters/sink/smtp_sink.hpp"
 #include "harness.hpp"
+#include "support/process.hpp"
 
 using namespace budstikke;
 using namespace budstikke::adapters;
@@ -150,4 +155,34 @@ TEST_CASE("smtp pool: a relay that never greets times out, deliveries come back 
   CHECK(pool.statistics().connect_failures >= 1);
   CHECK(elapsed < std::chrono::seconds(2));
   for (auto& d : ds) CHECK(d.reply.find("local:") == 0);
+}
+
+TEST_CASE("smtp sink runner: serves until SIGTERM and reports its counts", "[smtp][sink]") {
+  sink::smtp_sink_options so;
+  so.port = support::free_loopback_port();
+  int code = -1;
+  std::thread runner([&] { code = sink::run_smtp_sink_until_signal(so); });
+  REQUIRE(support::wait_for_port(so.port, milliseconds(5000)));
+
+  boost::asio::io_context io;
+  test::counting_listener listener;
+  smtp::relay_config cfg;
+  cfg.port = so.port;
+  cfg.connections = 2;
+  smtp::pool pool(io.get_executor(), cfg, listener);
+  auto ds = test::make_deliveries(50);
+  REQUIRE(test::push_all_and_close(io, pool, ds, milliseconds(5000), [] {}));
+  CHECK(listener.count(outcome::accepted) == 50);
+
+  ::kill(::getpid(), SIGTERM);  // caught by the runner's signal_set
+  runner.join();
+  CHECK(code == 0);
+}
+
+TEST_CASE("smtp sink: a port already in use is a start-up error", "[smtp][sink]") {
+  boost::asio::io_context io;
+  sink::smtp_sink first(io.get_executor(), {});
+  sink::smtp_sink_options so;
+  so.port = first.port();
+  CHECK_THROWS_AS(sink::smtp_sink(io.get_executor(), so), std::system_error);
 }
