@@ -54,7 +54,7 @@ TEST_CASE("e2e: a recipient file with bad lines is refused, each line named") {
   CHECK(field(s, "pending") == 5);
 }
 
-TEST_CASE("e2e: CSV recipients with quoted fields are read; a bad CSV row is named") {
+TEST_CASE("e2e: CSV recipients with quoted fields are read and a bad CSV row is named") {
   fixture f;
   auto csv = f.dir / "members.csv";
   {

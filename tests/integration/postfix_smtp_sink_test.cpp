@@ -16,6 +16,8 @@ TEST_CASE("e2e: a campaign through Postfix's smtp-sink arrives exactly once") {
   auto dump = dir / "dump";
   std::vector<std::string> argv{"/usr/sbin/smtp-sink"};
   if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "nobody"});
+  // smtp-sink drops to `nobody` when started as root: it must reach its dump directory.
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   fs::create_directories(dump);
   fs::permissions(dump, fs::perms::all);
   argv.insert(argv.end(), {"-D", (dump / "all").string(), "127.0.0.1:" + std::to_string(port), "256"});
