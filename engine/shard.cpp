@@ -136,6 +136,7 @@ class shard::impl final : public adapters::delivery_listener {
       if (stopping_ && std::chrono::steady_clock::now() >= deadline) {
         log::warn("shutdown grace over; unrecorded messages stay pending for the next start",
                   {{"shard", index_}, {"held", held_}});
+        abandon_records_ = true;
         break;
       }
       co_await drained_.wait_for(std::chrono::milliseconds(100));
@@ -234,7 +235,8 @@ class shard::impl final : public adapters::delivery_listener {
   }
 
   bool idle() const {
-    if (held_ > 0) return false;
+    // Never idle before the registry was read once: an unreachable Redis is not "no work".
+    if (!registry_loaded_ || held_ > 0) return false;
     for (const auto& [id, c] : campaigns_)
       if (c->usable && c->active && (!c->backlog_done || c->backlog_after_drain)) return false;
     return true;
@@ -262,8 +264,9 @@ class shard::impl final : public adapters::delivery_listener {
   }
 
   std::size_t take_entries(const redisReply* reply, bool backlog) {
+    campaign_rt* c = nullptr;
     return queue::for_each_entry(reply, [&](std::string_view stream, const queue::stream_entry& e) {
-      campaign_rt* c = campaign_by_stream(stream);
+      if (!c || c->stream_key != stream) c = campaign_by_stream(stream);
       if (!c) return;  // cannot happen: we only read streams we know
       if (backlog) c->backlog_cursor = std::string(e.id);
       else c->exhausted = false;
@@ -403,9 +406,17 @@ class shard::impl final : public adapters::delivery_listener {
         c->to_record.clear();
       }
       records_waiting_ = 0;
-      // Idempotent (XACK decides what counts), so a lost reply is simply sent again.
-      if (auto ec = co_await record_conn_.async_exec_retrying(req, replies, std::chrono::hours(24 * 365))) {
-        log::error("cannot record outcomes", {{"shard", index_}, {"error", ec.message()}});
+      // Idempotent (XACK decides what counts), so a lost reply is simply sent again, for as long
+      // as it takes: slots stay held meanwhile, so pulling pauses and memory stays bounded.
+      std::error_code ec;
+      for (;;) {
+        ec = co_await record_conn_.async_exec(req, replies);
+        if (!ec || abandon_records_) break;
+        log::warn("cannot record outcomes yet; retrying", {{"shard", index_}, {"error", ec.message()}});
+        co_await backoff_wait();
+      }
+      if (ec) {
+        // Shutdown grace is over: the entries stay pending and are read again on the next start.
         for (auto& [c, idxs] : batch)
           for (auto idx : idxs) hand_back(idx);
         continue;
@@ -461,6 +472,11 @@ class shard::impl final : public adapters::delivery_listener {
     req.command("ZRANGE", keys_.registry(), 0, -1);
     if (auto ec = co_await control_conn_.async_exec(req, replies)) {
       log::warn("cannot read the campaign registry", {{"shard", index_}, {"error", ec.message()}});
+      co_await backoff_wait();
+      co_return;
+    }
+    if (replies[0]->type != REDIS_REPLY_ARRAY) {
+      log::warn("cannot read the campaign registry", {{"shard", index_}, {"reply", queue::as_string(replies[0].get())}});
       co_return;
     }
     std::vector<std::string> ids;
@@ -500,6 +516,7 @@ class shard::impl final : public adapters::delivery_listener {
       if (state == "done") control.command("ZREM", keys_.registry(), id);
     }
     if (!control.empty()) co_await control_conn_.async_exec(control, replies);
+    registry_loaded_ = true;
     // Forget campaigns that left the registry once nothing of theirs is in flight.
     for (auto it = campaigns_.begin(); it != campaigns_.end();) {
       if (!it->second->in_registry && it->second->held == 0 && it->second->to_record.empty()) it = campaigns_.erase(it);
@@ -560,6 +577,8 @@ class shard::impl final : public adapters::delivery_listener {
   bool recorder_stop_ = false;
   bool recorder_running_ = false;
   bool fatal_ = false;
+  bool registry_loaded_ = false;
+  bool abandon_records_ = false;
   std::minstd_rand jitter_;
 };
 
