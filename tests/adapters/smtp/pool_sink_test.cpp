@@ -186,3 +186,26 @@ TEST_CASE("smtp sink: a port already in use is a start-up error", "[smtp][sink]"
   so.port = first.port();
   CHECK_THROWS_AS(sink::smtp_sink(io.get_executor(), so), std::system_error);
 }
+
+TEST_CASE("smtp pool: no reply to the final dot within data_timeout is ambiguous", "[smtp][pool]") {
+  boost::asio::io_context io;
+  sink::smtp_sink_options so;
+  so.reply_delay = milliseconds(300);
+  sink::smtp_sink server(io.get_executor(), so);
+
+  test::counting_listener listener;
+  smtp::relay_config cfg;
+  cfg.port = server.port();
+  cfg.connections = 2;
+  cfg.command_timeout = milliseconds(2000);
+  cfg.data_timeout = milliseconds(150);  // shorter than the command timeout: the watchdog re-arms
+  smtp::pool pool(io.get_executor(), cfg, listener);
+
+  auto ds = test::make_deliveries(2);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(test::push_all_and_close(io, pool, ds, milliseconds(5000), [&] { server.stop(); }));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
+  CHECK(listener.count(outcome::ambiguous) == 2);
+  for (auto& d : ds) CHECK(d.reply.find("timeout after the final dot") != std::string::npos);
+  CHECK(pool.statistics().ambiguous == 2);
+}
