@@ -180,20 +180,20 @@ struct pool::impl final : delivery_source, delivery_listener {
     return rng_state;
   }
 
-  // Exponential in the consecutive failures, between min and max, jittered to [b/2, b].
+  // Exponential in the consecutive failures, jittered to [max(min, b/2), b], b <= max.
   std::chrono::milliseconds backoff() noexcept {
-    auto lo = std::max<std::int64_t>(1, cfg.reconnect_backoff_min.count());
-    auto hi = std::max<std::int64_t>(lo, cfg.reconnect_backoff_max.count());
-    std::int64_t b = lo;
-    for (unsigned i = 1; i < consecutive_failures && b < hi; ++i) b *= 2;
-    return jittered(std::chrono::milliseconds(std::min(b, hi)));
+    std::int64_t b = cfg.reconnect_backoff_min.count();
+    for (unsigned i = 1; i < consecutive_failures && b < cfg.reconnect_backoff_max.count(); ++i) b *= 2;
+    return jittered(b);
   }
 
-  std::chrono::milliseconds jittered(std::chrono::milliseconds b) noexcept {
-    std::int64_t full = std::max<std::int64_t>(1, b.count());
-    std::int64_t half = full / 2;
-    auto spread = static_cast<std::uint64_t>(full - half + 1);
-    return std::chrono::milliseconds(half + static_cast<std::int64_t>(next_random() % spread));
+  std::chrono::milliseconds jittered(std::int64_t b) noexcept {
+    std::int64_t lo = std::max<std::int64_t>(1, cfg.reconnect_backoff_min.count());
+    std::int64_t hi = std::max<std::int64_t>(lo, cfg.reconnect_backoff_max.count());
+    b = std::clamp(b, lo, hi);
+    std::int64_t floor = std::max(lo, b / 2);
+    auto spread = static_cast<std::uint64_t>(b - floor + 1);
+    return std::chrono::milliseconds(floor + static_cast<std::int64_t>(next_random() % spread));
   }
 
   asio::awaitable<void> run(connection& c) {
@@ -256,7 +256,7 @@ struct pool::impl final : delivery_source, delivery_listener {
     }
     --established;
     // A connection that worked and then failed: reconnect soon, but never in a tight loop.
-    if (c.machine.close_reason()) c.retry_after = jittered(cfg.reconnect_backoff_min);
+    if (c.machine.close_reason()) c.retry_after = jittered(2 * cfg.reconnect_backoff_min.count());
   }
 
   void on_connect_failure(connection& c) {
