@@ -23,6 +23,9 @@ const char* to_string(outcome o) noexcept;
 struct delivery {
   std::string envelope_from;  // reverse-path, ASCII (IDN already in xn-- form)
   std::string envelope_to;    // forward-path
+  // The forward-path has a non-ASCII local part: send with SMTPUTF8 (RFC 6531), or refuse the
+  // message when the relay does not offer it.
+  bool needs_smtputf8 = false;
   std::string data;           // the complete RFC 5322 message, CRLF line endings, not dot-stuffed
 
   outcome result = outcome::transient;

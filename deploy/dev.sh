@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
-          libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev redis-server)
+          libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server)
 
 usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 

@@ -12,10 +12,10 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 
-#include "engine/address.hpp"
 #include "engine/log.hpp"
 #include "engine/recipients_file.hpp"
 #include "queue/campaign_store.hpp"
+#include "templates/address.hpp"
 #include "templates/mustache.hpp"
 
 namespace budstikke::engine {
@@ -100,7 +100,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
       std::cerr << "error: --from is required for e-mail campaigns\n";
       return exit_usage;
     }
-    if (auto problem = email_address_problem(def.from_address)) {
+    if (auto problem = templates::email_address_problem(def.from_address)) {
       std::cerr << fmt::format("error: --from: {}\n", *problem);
       return exit_usage;
     }
@@ -132,7 +132,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     std::optional<line_problem> problem;
     while (reader->next(rec, problem)) {
       if (!problem && def.kind == queue::channel::email) {
-        if (auto why = email_address_problem(rec.to)) problem = line_problem{rec.line, std::string(*why)};
+        if (auto why = templates::email_address_problem(rec.to)) problem = line_problem{rec.line, std::string(*why)};
       }
       if (!problem) {
         std::string key = rec.to;

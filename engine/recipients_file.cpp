@@ -6,7 +6,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "engine/address.hpp"
+#include "templates/utf8.hpp"
 
 namespace budstikke::engine {
 namespace json = boost::json;
@@ -98,7 +98,7 @@ class csv_reader final : public recipients_reader {
     }
     json::object data;
     for (std::size_t i = 0; i < fields_.size(); ++i) {
-      if (!valid_utf8(fields_[i])) {
+      if (!templates::utf8::valid(fields_[i])) {
         problem = line_problem{start_line_, fmt::format("column '{}' is not valid UTF-8", columns_[i])};
         return true;
       }
@@ -180,7 +180,7 @@ class csv_reader final : public recipients_reader {
 
 std::optional<std::string> parse_jsonl_line(std::string_view line, recipient_record& out) {
   if (line.size() > max_line_bytes) return "line longer than 1 MiB";
-  if (!valid_utf8(line)) return "not valid UTF-8";
+  if (!templates::utf8::valid(line)) return "not valid UTF-8";
   boost::system::error_code ec;
   json::value v = json::parse(line, ec);
   if (ec) return fmt::format("not valid JSON: {}", ec.message());

@@ -13,11 +13,11 @@
 #include <fmt/format.h>
 
 #include "adapters/smtp/pool.hpp"
-#include "engine/address.hpp"
 #include "engine/event.hpp"
 #include "engine/log.hpp"
 #include "engine/renderer.hpp"
 #include "queue/campaign_store.hpp"
+#include "templates/address.hpp"
 
 namespace budstikke::engine {
 namespace asio = boost::asio;
@@ -297,7 +297,7 @@ class shard::impl final : public adapters::delivery_listener {
       finish(idx, final_state::failed, "malformed stream entry: field 'to' missing or empty");
       return;
     }
-    if (auto problem = email_address_problem(e.to)) {
+    if (auto problem = templates::email_address_problem(e.to)) {
       finish(idx, final_state::skipped, *problem);
       return;
     }

@@ -1,0 +1,134 @@
+#include "templates/address.hpp"
+
+#include <cstdlib>
+
+#include <idn2.h>
+
+#include "templates/utf8.hpp"
+
+namespace budstikke::templates {
+namespace {
+
+constexpr std::size_t max_address = 254;
+
+bool atext(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// RFC 5321 local part; with `utf8` also RFC 6531's, where UTF-8 characters count as atext and
+// qtext (the caller has checked that the bytes are well-formed UTF-8).
+bool valid_local_part(std::string_view local, bool utf8) {
+  if (local.empty() || local.size() > 64) return false;
+  auto non_ascii = [utf8](unsigned char c) { return utf8 && c >= 0x80; };
+  if (local.front() == '"') {
+    if (local.size() < 2 || local.back() != '"') return false;
+    for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(local[i]);
+      if (non_ascii(c)) continue;
+      if (c < 0x20 || c >= 0x7f) return false;
+      if (c == '\\') {
+        if (++i + 1 >= local.size()) return false;
+      } else if (c == '"') {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool previous_dot = true;  // a leading dot is as bad as two in a row
+  for (unsigned char c : local) {
+    if (c == '.') {
+      if (previous_dot) return false;
+      previous_dot = true;
+    } else if (atext(c) || non_ascii(c)) {
+      previous_dot = false;
+    } else {
+      return false;
+    }
+  }
+  return !previous_dot;
+}
+
+bool valid_domain(std::string_view domain) {
+  if (domain.empty() || domain.size() > 253) return false;
+  std::size_t labels = 0;
+  std::size_t start = 0;
+  for (;;) {
+    auto dot = domain.find('.', start);
+    auto label = domain.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (unsigned char c : label) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ok) return false;
+    }
+    ++labels;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return labels >= 2;
+}
+
+std::optional<std::string_view> control_problem(std::string_view address) {
+  if (address.empty()) return "empty address";
+  if (address.size() > max_address) return "address longer than 254 octets";
+  for (unsigned char c : address)
+    if (c < 0x20 || c == 0x7f) return "control character in address";
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string_view> email_address_problem(std::string_view address) {
+  if (auto problem = control_problem(address)) return problem;
+  if (!utf8::is_ascii(address)) return "non-ASCII address (needs SMTPUTF8 or IDN encoding)";
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return "address has no @";
+  if (!valid_local_part(address.substr(0, at), false)) return "invalid local part";
+  if (!valid_domain(address.substr(at + 1))) return "invalid domain";
+  return std::nullopt;
+}
+
+std::optional<std::string_view> prepare_email_address(std::string_view address, std::string& out,
+                                                      bool& needs_smtputf8) {
+  needs_smtputf8 = false;
+  if (auto problem = control_problem(address)) return problem;
+  if (!utf8::valid(address)) return "address is not valid UTF-8";
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return "address has no @";
+  const auto local = address.substr(0, at);
+  const auto domain = address.substr(at + 1);
+  needs_smtputf8 = !utf8::is_ascii(local);
+  if (!valid_local_part(local, true)) return "invalid local part";
+  out.assign(local);
+  out.push_back('@');
+  if (utf8::is_ascii(domain)) {
+    if (!valid_domain(domain)) return "invalid domain";
+    out.append(domain);
+    return std::nullopt;
+  }
+  // libidn2 wants a NUL-terminated string; domains are short, so a stack copy does.
+  char input[max_address + 1];
+  domain.copy(input, domain.size());
+  input[domain.size()] = '\0';
+  char* ascii = nullptr;
+  const int rc = idn2_to_ascii_8z(input, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) {
+    idn2_free(ascii);
+    return "invalid internationalised domain (IDNA2008)";
+  }
+  const std::string_view converted(ascii);
+  const bool ok = valid_domain(converted);
+  if (ok) out.append(converted);
+  idn2_free(ascii);
+  if (!ok) return "invalid domain";
+  if (out.size() > max_address) return "address longer than 254 octets";
+  return std::nullopt;
+}
+
+}  // namespace budstikke::templates
