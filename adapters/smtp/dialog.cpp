@@ -4,8 +4,15 @@
 #include <cstring>
 #include <utility>
 
+#include <openssl/crypto.h>
+
+#include "adapters/smtp/base64.hpp"
+
 namespace budstikke::adapters::smtp {
 namespace {
+
+// Whether a space-separated list of SASL mechanisms contains `mech`.
+bool offers(std::string_view list, std::string_view mech) noexcept;
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -16,6 +23,16 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
     if (x != y) return false;
   }
   return true;
+}
+
+bool offers(std::string_view list, std::string_view mech) noexcept {
+  while (!list.empty()) {
+    std::size_t sp = list.find(' ');
+    if (iequals(list.substr(0, sp), mech)) return true;
+    if (sp == std::string_view::npos) break;
+    list.remove_prefix(sp + 1);
+  }
+  return false;
 }
 
 bool has_8bit(std::string_view s) noexcept {
@@ -76,7 +93,9 @@ dialog::dialog(dialog_options opt, delivery_source& source, delivery_listener& l
   out_.reserve(64 * 1024);
 }
 
-step dialog::on_connected() {
+step dialog::on_connected(connection_security security) {
+  security_ = security;
+  out_has_secret_ = false;
   parser_.reset();
   out_.clear();
   out_has_body_ = false;
@@ -93,8 +112,21 @@ step dialog::on_connected() {
   return next_step();
 }
 
+step dialog::on_tls_started() {
+  if (phase_ != phase::tls_pending) return next_step();
+  security_.tls = true;
+  // RFC 3207 5: forget all knowledge from the clear-text part, then EHLO again.
+  parser_.reset();
+  caps_ = {};
+  phase_ = phase::handshake;
+  write_command(command::ehlo, 0);
+  return next_step();
+}
+
 step dialog::on_read(std::string_view bytes) {
-  while (!bytes.empty() && phase_ != phase::closed) {
+  // After the 220 to STARTTLS the loop stops: bytes that came with it were sent in clear text
+  // and are dropped unread (CVE-2011-0411-style response injection).
+  while (!bytes.empty() && phase_ != phase::closed && phase_ != phase::tls_pending) {
     std::size_t n = parser_.feed(bytes);
     bytes.remove_prefix(n);
     if (parser_.error()) {
@@ -116,6 +148,10 @@ step dialog::on_written() {
   for (std::size_t i = 0; i < txn_count_; ++i) {
     transaction& t = txns_[(txn_head_ + i) % max_txns];
     if (t.body_sent) t.dot_out = true;
+  }
+  if (out_has_secret_) {
+    OPENSSL_cleanse(out_.data(), out_.size());
+    out_has_secret_ = false;
   }
   out_.clear();
   out_has_body_ = false;
@@ -149,6 +185,7 @@ step dialog::on_quit() {
 
 step dialog::next_step() {
   if (phase_ == phase::closed) return {step::kind::close, timeout_kind::command, {}};
+  if (phase_ == phase::tls_pending) return {step::kind::start_tls, timeout_kind::command, {}};
   if (!out_.empty()) {
     return {step::kind::write, out_has_body_ ? timeout_kind::data : timeout_kind::command, out_};
   }
@@ -181,9 +218,16 @@ void dialog::on_reply(const reply& r) {
     case command::greeting:
     case command::ehlo:
     case command::helo:
+    case command::starttls:
     case command::rset:
     case command::quit:
       on_handshake_reply(e.cmd, r);
+      return;
+    case command::auth_plain:
+    case command::auth_login:
+    case command::auth_login_user:
+    case command::auth_login_password:
+      on_auth_reply(e.cmd, r);
       return;
     default:
       break;
@@ -212,8 +256,7 @@ void dialog::on_handshake_reply(command cmd, const reply& r) {
     case command::ehlo:
       if (r.cls() == 2) {
         parse_ehlo(r);
-        established_ = true;
-        phase_ = phase::ready;
+        after_hello();
       } else if (r.cls() == 5) {
         write_command(command::helo, 0);  // an old server: RFC 5321 4.1.4
       } else {
@@ -223,10 +266,16 @@ void dialog::on_handshake_reply(command cmd, const reply& r) {
     case command::helo:
       if (r.cls() == 2) {
         caps_ = {};
-        established_ = true;
-        phase_ = phase::ready;
+        after_hello();
       } else {
         fail_connection(r.code == 421 ? error::service_closing : error::hello_refused);
+      }
+      return;
+    case command::starttls:
+      if (r.code == 220) {
+        phase_ = phase::tls_pending;
+      } else {
+        fail_connection(r.code == 421 ? error::service_closing : error::starttls_unavailable);
       }
       return;
     case command::rset:
@@ -235,6 +284,66 @@ void dialog::on_handshake_reply(command cmd, const reply& r) {
     case command::quit:
       phase_ = phase::closed;
       close_reason_.clear();
+      return;
+    default:
+      return;
+  }
+}
+
+void dialog::after_hello() {
+  if (opt_.require_tls && !security_.tls) {
+    // A stripped STARTTLS (or a HELO-only server) ends here: nothing goes out in clear text.
+    if (caps_.starttls) {
+      write_command(command::starttls, 0);
+    } else {
+      fail_connection(error::starttls_unavailable);
+    }
+    return;
+  }
+  if (opt_.username.empty()) {
+    become_ready();
+    return;
+  }
+  if (!security_.tls && !security_.clear_auth_allowed) {
+    fail_connection(error::auth_requires_tls);
+    return;
+  }
+  // PLAIN costs one round trip, LOGIN three; both carry the same secret.
+  if (offers(caps_.auth, "PLAIN")) {
+    write_command(command::auth_plain, 0);
+  } else if (offers(caps_.auth, "LOGIN")) {
+    write_command(command::auth_login, 0);
+  } else {
+    fail_connection(error::auth_unavailable);
+  }
+}
+
+void dialog::become_ready() {
+  established_ = true;
+  phase_ = phase::ready;
+}
+
+void dialog::on_auth_reply(command cmd, const reply& r) {
+  if (r.code == 421) {
+    fail_connection(error::service_closing);
+    return;
+  }
+  switch (cmd) {
+    case command::auth_plain:
+    case command::auth_login_password:
+      if (r.code == 235) {
+        become_ready();
+      } else {
+        fail_connection(error::auth_failed);
+      }
+      return;
+    case command::auth_login:
+    case command::auth_login_user:
+      if (r.code == 334) {
+        write_command(cmd == command::auth_login ? command::auth_login_user : command::auth_login_password, 0);
+      } else {
+        fail_connection(error::auth_failed);
+      }
       return;
     default:
       return;
@@ -362,7 +471,8 @@ bool dialog::check_delivery(delivery& d) {
   const char* refusal = nullptr;
   if (from == address_check::invalid || to == address_check::invalid) {
     refusal = "553 5.1.3 local: invalid envelope address";
-  } else if ((from == address_check::needs_smtputf8 || to == address_check::needs_smtputf8) &&
+  } else if ((d.needs_smtputf8 || from == address_check::needs_smtputf8 ||
+              to == address_check::needs_smtputf8) &&
              !caps_.smtputf8) {
     refusal = "553 5.6.7 local: non-ASCII address and the relay lacks SMTPUTF8";
   } else if (caps_.size_limit != 0 &&
@@ -410,7 +520,7 @@ void dialog::write_command(command cmd, std::uint8_t index) {
         append_number(out_, d.data.size());
       }
       if (caps_.eightbitmime && has_8bit(d.data)) out_.append(" BODY=8BITMIME");
-      if (caps_.smtputf8 && (has_8bit(d.envelope_from) || has_8bit(d.envelope_to))) {
+      if (caps_.smtputf8 && (d.needs_smtputf8 || has_8bit(d.envelope_from) || has_8bit(d.envelope_to))) {
         out_.append(" SMTPUTF8");
       }
       out_.append("\r\n");
@@ -423,6 +533,29 @@ void dialog::write_command(command cmd, std::uint8_t index) {
       break;
     case command::data: out_.append("DATA\r\n"); break;
     case command::rset: out_.append("RSET\r\n"); break;
+    case command::starttls: out_.append("STARTTLS\r\n"); break;
+    case command::auth_plain: {
+      // RFC 4616: authzid (empty) NUL authcid NUL password, sent as the initial response.
+      std::string token;
+      token.reserve(opt_.username.size() + opt_.password.size() + 2);
+      token.push_back('\0');
+      token.append(opt_.username);
+      token.push_back('\0');
+      token.append(opt_.password);
+      out_.append("AUTH PLAIN ");
+      append_base64(out_, token);
+      out_.append("\r\n");
+      OPENSSL_cleanse(token.data(), token.size());
+      out_has_secret_ = true;
+      break;
+    }
+    case command::auth_login: out_.append("AUTH LOGIN\r\n"); break;
+    case command::auth_login_user:
+    case command::auth_login_password:
+      append_base64(out_, cmd == command::auth_login_user ? opt_.username : opt_.password);
+      out_.append("\r\n");
+      out_has_secret_ = true;
+      break;
     case command::quit: out_.append("QUIT\r\n"); break;
     default: return;
   }
@@ -469,6 +602,8 @@ void dialog::hand_back(transaction& t) {
 void dialog::fail_connection(error e) {
   close_reason_ = e;
   phase_ = phase::closed;
+  if (out_has_secret_) OPENSSL_cleanse(out_.data(), out_.size());
+  out_has_secret_ = false;
   out_.clear();
   out_has_body_ = false;
   expected_head_ = expected_count_ = expected_sent_ = 0;

@@ -4,6 +4,10 @@
 // With PIPELINING (RFC 2920) each message costs one round trip: MAIL, RCPT and DATA go out in one
 // write; after 354 the dot-stuffed body and its final dot go out together with MAIL/RCPT/DATA of
 // the next message when one is waiting. Without PIPELINING the dialog is lock-step.
+//
+// Before the first MAIL the handshake may include STARTTLS (RFC 3207: the I/O layer does the TLS
+// handshake when told, and the dialog forgets everything it heard in clear text) and AUTH PLAIN
+// or LOGIN (RFC 4954), never in clear text unless the I/O layer says that is allowed.
 #pragma once
 
 #include <array>
@@ -51,6 +55,7 @@ struct step {
     read,           // read some bytes, then on_read() (or on_failure())
     wait_for_work,  // idle: wait until work may be waiting, then on_work(); or on_quit()
     close,          // close the socket; the dialog is over (see close_reason())
+    start_tls,      // do the TLS client handshake, then on_tls_started() (or on_failure())
   };
   kind what = kind::close;
   timeout_kind timeout = timeout_kind::command;
@@ -60,6 +65,15 @@ struct step {
 struct dialog_options {
   std::string helo_name = "localhost";
   std::size_t max_messages = 1000;  // per connection; then QUIT
+  bool require_tls = false;  // STARTTLS before anything else, or no transaction at all
+  std::string username;      // AUTH when not empty
+  std::string password;
+};
+
+// What the I/O layer knows about a new connection.
+struct connection_security {
+  bool tls = false;                 // already encrypted (implicit TLS)
+  bool clear_auth_allowed = false;  // configured, and the peer is a loopback address
 };
 
 class dialog {
@@ -68,7 +82,9 @@ class dialog {
   dialog(dialog_options opt, delivery_source& source, delivery_listener& listener);
 
   // A new connection (also after an earlier one closed): expect the greeting.
-  step on_connected();
+  step on_connected(connection_security security = {});
+  // The TLS handshake after STARTTLS succeeded: EHLO again, over TLS.
+  step on_tls_started();
   step on_read(std::string_view bytes);
   step on_written();
   // The write failed after `bytes_written` bytes: deliveries whose final dot was among them are
@@ -82,8 +98,9 @@ class dialog {
   step on_quit();
 
   const capabilities& caps() const noexcept { return caps_; }
-  // True once the greeting and EHLO/HELO succeeded on this connection.
+  // True once the handshake (greeting, EHLO/HELO, STARTTLS, AUTH as configured) succeeded.
   bool established() const noexcept { return established_; }
+  bool tls_active() const noexcept { return security_.tls; }
   // Why the dialog closed: empty after a polite QUIT.
   std::error_code close_reason() const noexcept { return close_reason_; }
   std::size_t messages_started() const noexcept { return started_; }
@@ -91,8 +108,11 @@ class dialog {
   std::size_t in_flight() const noexcept { return txn_count_; }
 
  private:
-  enum class command : std::uint8_t { greeting, ehlo, helo, mail, rcpt, data, dot, rset, quit };
-  enum class phase : std::uint8_t { closed, handshake, ready, quitting };
+  enum class command : std::uint8_t {
+    greeting, ehlo, helo, starttls, auth_plain, auth_login, auth_login_user, auth_login_password,
+    mail, rcpt, data, dot, rset, quit
+  };
+  enum class phase : std::uint8_t { closed, handshake, tls_pending, ready, quitting };
 
   struct transaction {
     delivery* d = nullptr;
@@ -113,6 +133,9 @@ class dialog {
   void on_handshake_reply(command cmd, const reply& r);
   void on_txn_reply(command cmd, transaction& t, const reply& r);
   void parse_ehlo(const reply& r);
+  void after_hello();  // STARTTLS, AUTH or ready
+  void on_auth_reply(command cmd, const reply& r);
+  void become_ready();
 
   bool start_next_transaction();  // takes a delivery and writes its envelope; false if none
   bool check_delivery(delivery& d);  // local refusals: bad address, SIZE
@@ -138,6 +161,8 @@ class dialog {
   phase phase_ = phase::closed;
   bool established_ = false;
   bool need_rset_ = false;  // a transaction failed before its final dot
+  bool out_has_secret_ = false;  // out_ holds credentials: wipe it once written
+  connection_security security_;
   std::error_code close_reason_;
   std::size_t started_ = 0;
 

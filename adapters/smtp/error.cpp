@@ -19,6 +19,11 @@ class category final : public std::error_category {
       case error::service_closing: return "service closing (421)";
       case error::connection_lost: return "connection lost";
       case error::timeout: return "timeout";
+      case error::starttls_unavailable: return "relay does not offer STARTTLS (required)";
+      case error::tls_failed: return "TLS handshake or certificate verification failed";
+      case error::auth_requires_tls: return "AUTH refused locally: the connection is not encrypted";
+      case error::auth_unavailable: return "relay offers no AUTH mechanism we use (PLAIN, LOGIN)";
+      case error::auth_failed: return "relay refused the credentials";
     }
     return "unknown smtp error";
   }

@@ -16,6 +16,11 @@ enum class error {
   service_closing,          // 421: the server is closing the connection
   connection_lost,          // EOF or a socket error
   timeout,                  // a connect, command or data timeout expired
+  starttls_unavailable,     // TLS required but STARTTLS not offered (stripped?) or refused
+  tls_failed,               // the TLS handshake or certificate verification failed
+  auth_requires_tls,        // credentials configured but the connection is not encrypted
+  auth_unavailable,         // credentials configured but no mechanism we speak (PLAIN, LOGIN)
+  auth_failed,              // the relay refused the credentials (535) or the exchange
 };
 
 const std::error_category& smtp_category() noexcept;
