@@ -1,7 +1,10 @@
 #include "adapters/smtp/pool.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
+#include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,9 +13,15 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "adapters/smtp/dialog.hpp"
 #include "adapters/watchdog.hpp"
@@ -25,6 +34,22 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
+
+// The client TLS context of one relay: verification against the CA file or the system store.
+asio::ssl::context make_tls_context(const relay_config& cfg) {
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  if (!cfg.ca_file.empty()) {
+    ctx.load_verify_file(cfg.ca_file, ec);
+    if (ec) throw std::runtime_error("smtp: cannot load ca_file '" + cfg.ca_file + "': " + ec.message());
+  } else {
+    ctx.set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("smtp: cannot load the system's CA store: " + ec.message());
+  }
+  ctx.set_verify_mode(cfg.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  return ctx;
+}
 
 // A growable FIFO of pointers that keeps its storage (the engine bounds how many are pushed).
 class delivery_fifo {
@@ -67,12 +92,16 @@ struct pool::impl final : delivery_source, delivery_listener {
           resolver(p.ex),
           wake(p.ex),
           watchdog_timer(p.ex),
-          machine(dialog_options{p.cfg.helo_name, p.cfg.max_messages_per_connection}, p, p),
+          machine(dialog_options{p.cfg.helo_name, p.cfg.max_messages_per_connection,
+                                 p.cfg.tls == tls_mode::starttls, p.cfg.username, p.cfg.password},
+                  p, p),
           read_buffer(16 * 1024) {}
 
     impl& owner;
     std::size_t id;
     tcp::socket socket;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;  // a fresh one per TLS session
+    std::string tls_error;  // why the last handshake failed, for the log
     tcp::resolver resolver;
     asio::steady_timer wake;  // idle wait and reconnect backoff; cancelled to wake up
     asio::steady_timer watchdog_timer;
@@ -88,6 +117,9 @@ struct pool::impl final : delivery_source, delivery_listener {
       : ex(std::move(executor)), cfg(std::move(config)), user_listener(user), closed_signal(ex) {
     cfg.connections = std::max<std::size_t>(1, cfg.connections);
     cfg.max_messages_per_connection = std::max<std::size_t>(1, cfg.max_messages_per_connection);
+    if (cfg.tls != tls_mode::none) tls_context.emplace(make_tls_context(cfg));
+    if (cfg.tls_server_name.empty()) cfg.tls_server_name = cfg.host;
+    relay_name = cfg.name();
     closed_signal.expires_at(clock_type::time_point::max());
     for (std::size_t i = 0; i < cfg.connections; ++i) {
       connections.push_back(std::make_unique<connection>(*this, i));
@@ -147,12 +179,12 @@ struct pool::impl final : delivery_source, delivery_listener {
     hand_back_posted = true;
     asio::post(ex, [this] {
       hand_back_posted = false;
-      hand_back_queue("local: relay unreachable (connect failed recently)");
+      hand_back_queue(down_reason.empty() ? "local: relay unreachable (connect failed recently)" : down_reason);
       maybe_closed();
     });
   }
 
-  void hand_back_queue(const char* reason) {
+  void hand_back_queue(std::string_view reason) {
     while (delivery* d = queue.pop()) {
       d->result = outcome::transient;
       d->reply.assign(reason);
@@ -234,40 +266,137 @@ struct pool::impl final : delivery_source, delivery_listener {
     bool connected = co_await connect(c);
     --connecting;
     if (!connected) {
-      on_connect_failure(c);
+      on_connect_failure(c, {});
       co_return;
     }
     ++st.connects;
+    c.tls.reset();
+    c.tls_error.clear();
+    boost::system::error_code ec;
+    auto peer = c.socket.remote_endpoint(ec);
+    connection_security security{false, cfg.allow_auth_without_tls && !ec && peer.address().is_loopback()};
+    if (cfg.tls == tls_mode::implicit) {
+      if (!co_await handshake(c)) {
+        on_connect_failure(c, error::tls_failed);
+        co_return;
+      }
+      security.tls = true;
+    }
     bool was_established = false;
-    step s = c.machine.on_connected();
+    step s = c.machine.on_connected(security);
     for (;;) {
       if (!was_established && c.machine.established()) {
         was_established = true;
         ++established;
+        if (consecutive_failures > 0) log(log_level::info, "smtp relay usable again", {});
         consecutive_failures = 0;
         relay_down_until = {};
+        down_reason.clear();
       }
       if (s.what == step::kind::close) break;
-      s = co_await advance(c, c.socket, s);
+      if (s.what == step::kind::start_tls) {
+        s = co_await handshake(c) ? c.machine.on_tls_started() : c.machine.on_failure(error::tls_failed);
+      } else if (c.tls) {
+        s = co_await advance(c, *c.tls, s);
+      } else {
+        s = co_await advance(c, c.socket, s);
+      }
     }
     if (!was_established) {
-      on_connect_failure(c);  // the greeting or EHLO/HELO was refused, or the connection died
+      // The greeting, EHLO/HELO, STARTTLS, TLS or AUTH failed, or the connection died.
+      on_connect_failure(c, c.machine.close_reason());
       co_return;
     }
     --established;
-    // A connection that worked and then failed: reconnect soon, but never in a tight loop.
-    if (c.machine.close_reason()) c.retry_after = jittered(2 * cfg.reconnect_backoff_min.count());
+    if (c.machine.close_reason() == error::service_closing) {
+      // 421: the relay is going away or overloaded. Drain it; what it handed back goes elsewhere.
+      ++st.service_closing;
+      ++consecutive_failures;
+      c.retry_after = backoff();
+      drain(c.retry_after, "local: relay closing (421)");
+      log(log_level::warn, "smtp relay said 421, drained", "service closing");
+      return_if_none_established();
+    } else if (c.machine.close_reason()) {
+      // A connection that worked and then failed: reconnect soon, but never in a tight loop.
+      c.retry_after = jittered(2 * cfg.reconnect_backoff_min.count());
+    }
   }
 
-  void on_connect_failure(connection& c) {
+  void on_connect_failure(connection& c, std::error_code why) {
     ++st.connect_failures;
     ++consecutive_failures;
     c.retry_after = backoff();
-    if (established == 0) {
-      // The relay looks down: hand back what waits and, until the backoff ends, what comes.
-      relay_down_until = clock_type::now() + c.retry_after;
-      hand_back_queue("local: cannot connect to the relay");
+    std::string reason = "local: ";
+    if (!why) {
+      reason += "cannot connect to the relay";
+    } else {
+      reason += why.message();
     }
+    bool loud = why == error::tls_failed || why == error::auth_failed || why == error::auth_requires_tls ||
+                why == error::auth_unavailable || why == error::starttls_unavailable;
+    if (why == error::tls_failed) ++st.tls_failures;
+    if (why == error::auth_failed || why == error::auth_unavailable || why == error::auth_requires_tls) {
+      ++st.auth_failures;
+    }
+    if (consecutive_failures == 1 || loud) {
+      std::string detail = why ? why.message() : std::string("connect failed");
+      if (!c.tls_error.empty()) detail += ": " + c.tls_error;
+      log(loud ? log_level::error : log_level::warn, "smtp relay unusable, drained", detail);
+    }
+    drain(c.retry_after, reason);
+    return_if_none_established();
+  }
+
+  // Until `for_how_long` has passed the relay takes no new work unless a connection is up.
+  void drain(std::chrono::milliseconds for_how_long, std::string reason) {
+    relay_down_until = std::max(relay_down_until, clock_type::now() + for_how_long);
+    down_reason = std::move(reason);
+  }
+
+  void return_if_none_established() {
+    // With no connection up, what waits would only wait: hand it back for another relay.
+    if (established == 0) hand_back_queue(down_reason);
+  }
+
+  void log(log_level level, std::string_view event, std::string_view detail) {
+    if (cfg.log) {
+      cfg.log(level, event, relay_name, detail);
+      return;
+    }
+    std::fprintf(stderr, "%.*s relay=%s %.*s\n", static_cast<int>(event.size()), event.data(), relay_name.c_str(),
+                 static_cast<int>(detail.size()), detail.data());
+  }
+
+  // The TLS client handshake on the connected socket, the certificate checked against the
+  // configured name (a DNS name or an IP address).
+  asio::awaitable<bool> handshake(connection& c) {
+    c.tls.emplace(c.socket, *tls_context);
+    SSL* ssl = c.tls->native_handle();
+    boost::system::error_code ec;
+    asio::ip::make_address(cfg.tls_server_name, ec);
+    bool name_is_ip = !ec;
+    if (!name_is_ip) SSL_set_tlsext_host_name(ssl, cfg.tls_server_name.c_str());
+    if (cfg.tls_verify) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      int ok = name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, cfg.tls_server_name.c_str())
+                          : X509_VERIFY_PARAM_set1_host(param, cfg.tls_server_name.c_str(), 0);
+      if (ok != 1) {
+        c.tls_error = "cannot set the name to verify";
+        co_return false;
+      }
+    }
+    c.deadline.expires_after(cfg.command_timeout);
+    auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (!hec) co_return true;
+    long verify = SSL_get_verify_result(ssl);
+    if (c.deadline.expired()) {
+      c.tls_error = "handshake timeout";
+    } else if (verify != X509_V_OK) {
+      c.tls_error = X509_verify_cert_error_string(verify);
+    } else {
+      c.tls_error = hec.message();
+    }
+    co_return false;
   }
 
   asio::awaitable<bool> connect(connection& c) {
@@ -298,7 +427,7 @@ struct pool::impl final : delivery_source, delivery_listener {
     return k == timeout_kind::data ? cfg.data_timeout : cfg.command_timeout;
   }
 
-  // Carries out one step of the dialog on any stream (a TLS stream can slot in here later).
+  // Carries out one step of the dialog on the socket or the TLS stream over it.
   template <class Stream>
   asio::awaitable<step> advance(connection& c, Stream& stream, step s) {
     switch (s.what) {
@@ -319,6 +448,7 @@ struct pool::impl final : delivery_source, delivery_listener {
         s = co_await wait_for_work(c);
         break;
       case step::kind::close:
+      case step::kind::start_tls:  // converse() does the handshake
         break;
     }
     co_return s;
@@ -346,6 +476,9 @@ struct pool::impl final : delivery_source, delivery_listener {
 
   asio::any_io_executor ex;
   relay_config cfg;
+  std::optional<asio::ssl::context> tls_context;
+  std::string relay_name;
+  std::string down_reason;  // what deliveries handed back while drained are told
   delivery_listener& user_listener;
   asio::steady_timer closed_signal;
   std::vector<std::unique_ptr<connection>> connections;
@@ -373,5 +506,7 @@ asio::awaitable<void> pool::async_wait_closed() {
 }
 
 const pool::stats& pool::statistics() const { return impl_->st; }
+
+bool pool::available() const { return clock_type::now() >= impl_->relay_down_until; }
 
 }  // namespace budstikke::adapters::smtp

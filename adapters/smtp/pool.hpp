@@ -1,5 +1,6 @@
-// A pool of pipelined SMTP connections to one relay: the `messenger` an engine shard sends
-// e-mail through. Single-threaded: construct, push, close and destroy on the shard's thread.
+// A pool of pipelined SMTP connections to one relay (clear text, STARTTLS or implicit TLS; AUTH
+// PLAIN/LOGIN). make_smtp_messenger puts one per relay behind the messenger a shard sends through.
+// Single-threaded: construct, push, close and destroy on the shard's thread.
 //
 // Lifetime: destroy the pool only after async_wait_closed() has completed, or after its
 // io_context has stopped running for good.
@@ -15,22 +16,14 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "adapters/delivery.hpp"
+#include "adapters/smtp/config.hpp"
+#include "adapters/smtp/messenger.hpp"
 
 namespace budstikke::adapters::smtp {
 
-struct relay_config {
-  std::string host = "127.0.0.1";  // an IP address or a host name (resolved at each connect)
-  std::uint16_t port = 25;
-  std::string helo_name = "localhost";
-  std::size_t connections = 8;                     // per pool (one pool per engine shard)
-  std::size_t max_messages_per_connection = 1000;  // then QUIT and reconnect
-  std::chrono::milliseconds connect_timeout{10000}, command_timeout{30000}, data_timeout{120000},
-      idle_timeout{60000};
-  std::chrono::milliseconds reconnect_backoff_min{100}, reconnect_backoff_max{10000};
-};
-
-class pool final : public messenger {
+class pool final : public smtp_messenger {
  public:
+  // Throws std::runtime_error when the TLS settings cannot be loaded (a CA file that is missing).
   pool(boost::asio::any_io_executor ex, relay_config cfg, delivery_listener& listener);
   ~pool() override;
   pool(const pool&) = delete;
@@ -45,10 +38,15 @@ class pool final : public messenger {
   void close() override;
 
   // Completes once close() has finished everything (all connections ended).
-  boost::asio::awaitable<void> async_wait_closed();
+  boost::asio::awaitable<void> async_wait_closed() override;
+
+  // False while the relay is drained: a connect, TLS or AUTH failure or a 421, until its backoff
+  // has passed. Deliveries pushed meanwhile come back transient unless a connection is up.
+  bool available() const;
 
   struct stats {
     std::uint64_t connects, connect_failures, accepted, transient, permanent, ambiguous;
+    std::uint64_t tls_failures, auth_failures, service_closing;
   };
   const stats& statistics() const;
 

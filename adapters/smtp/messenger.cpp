@@ -1,0 +1,122 @@
+#include "adapters/smtp/messenger.hpp"
+
+#include <cstdint>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "adapters/smtp/pool.hpp"
+
+namespace budstikke::adapters::smtp {
+namespace {
+
+namespace asio = boost::asio;
+
+// Several relays, one pool each. Deliveries go to the usable relays by smooth weighted
+// round-robin (nginx's: an even spread, no bursts to one relay). A delivery that one relay hands
+// back for a relay-level reason is pushed to a relay it has not tried yet; only when none is
+// left does the engine see it (transient), so each push still gets exactly one on_delivered.
+class relay_set final : public smtp_messenger {
+ public:
+  relay_set(asio::any_io_executor ex, const smtp_config& cfg, delivery_listener& listener) : user_(listener) {
+    auto list = cfg.effective_relays();
+    relays_.reserve(list.size());
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      auto r = std::make_unique<relay>();
+      r->owner = this;
+      r->index = static_cast<std::uint32_t>(i);
+      r->weight = std::max(1u, list[i].weight);
+      r->relay_pool = std::make_unique<smtp::pool>(ex, std::move(list[i]), *r);
+      relays_.push_back(std::move(r));
+    }
+  }
+
+  void push(delivery& d) override {
+    relay* r = pick(0, true);
+    if (r == nullptr) r = pick(0, false);  // all drained: the pool hands it back soon
+    r->relay_pool->push(d);
+  }
+
+  void close() override {
+    closing_ = true;
+    for (auto& r : relays_) r->relay_pool->close();
+  }
+
+  asio::awaitable<void> async_wait_closed() override {
+    for (auto& r : relays_) co_await r->relay_pool->async_wait_closed();
+  }
+
+ private:
+  struct relay final : delivery_listener {
+    relay_set* owner = nullptr;
+    std::uint32_t index = 0;
+    unsigned weight = 1;
+    long long current = 0;  // smooth weighted round-robin state
+    std::unique_ptr<smtp::pool> relay_pool;
+    void on_delivered(delivery& d) override { owner->on_delivered(*this, d); }
+  };
+
+  // The next relay not in `tried` (a bit per relay), among the available ones when asked.
+  relay* pick(std::uint32_t tried, bool available_only) {
+    relay* best = nullptr;
+    long long total = 0;
+    for (auto& r : relays_) {
+      if ((tried >> r->index) & 1u) continue;
+      if (available_only && !r->relay_pool->available()) continue;
+      r->current += r->weight;
+      total += r->weight;
+      if (best == nullptr || r->current > best->current) best = r.get();
+    }
+    if (best != nullptr) best->current -= total;
+    return best;
+  }
+
+  void on_delivered(relay& from, delivery& d) {
+    // While closing, nothing moves between pools: a pool that has finished stays finished.
+    if (!closing_ && is_relay_failure(d)) {
+      auto it = tried_.find(&d);
+      std::uint32_t tried = (it == tried_.end() ? 0u : it->second) | (1u << from.index);
+      if (relay* next = pick(tried, true)) {
+        if (it == tried_.end()) {
+          tried_.emplace(&d, tried);
+        } else {
+          it->second = tried;
+        }
+        next->relay_pool->push(d);  // never calls on_delivered from inside push
+        return;
+      }
+    }
+    if (!tried_.empty()) tried_.erase(&d);
+    user_.on_delivered(d);
+  }
+
+  delivery_listener& user_;
+  std::vector<std::unique_ptr<relay>> relays_;
+  // Only deliveries that are being re-routed: the relays each has tried.
+  std::unordered_map<const delivery*, std::uint32_t> tried_;
+  bool closing_ = false;
+};
+
+bool starts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+bool is_relay_failure(const delivery& d) noexcept {
+  // The dialog and the pool mark their own verdicts "local:"; a 421 reply is the relay's.
+  return d.result == outcome::transient && (starts_with(d.reply, "local:") || starts_with(d.reply, "421"));
+}
+
+std::unique_ptr<smtp_messenger> make_smtp_messenger(asio::any_io_executor ex, const smtp_config& cfg,
+                                                    delivery_listener& listener) {
+  auto relays = cfg.effective_relays();
+  if (relays.size() > smtp_config::max_relays) {
+    throw std::runtime_error("smtp: at most " + std::to_string(smtp_config::max_relays) + " relays");
+  }
+  // One relay needs no routing layer.
+  if (relays.size() == 1) return std::make_unique<pool>(std::move(ex), std::move(relays.front()), listener);
+  return std::make_unique<relay_set>(std::move(ex), cfg, listener);
+}
+
+}  // namespace budstikke::adapters::smtp
