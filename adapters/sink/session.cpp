@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "adapters/smtp/base64.hpp"
+
 namespace budstikke::adapters::sink {
 namespace {
 
@@ -50,7 +52,23 @@ server_session::server_session(session_host& host) : host_(host) {
   line_.reserve(512);
 }
 
-void server_session::start() { out_.append("220 budstikke-sink ESMTP\r\n"); }
+void server_session::start(bool tls) {
+  tls_ = tls;
+  out_.append("220 budstikke-sink ESMTP\r\n");
+}
+
+void server_session::on_tls_started() {
+  tls_ = true;
+  authenticated_ = false;
+  auth_state_ = auth_state::none;
+  line_.clear();
+  line_overflow_ = false;
+  reset_transaction();
+}
+
+bool server_session::auth_offered() const {
+  return host_.auth_required() && (tls_ || host_.auth_in_clear_allowed());
+}
 
 void server_session::reset_transaction() noexcept {
   have_mail_ = false;
@@ -92,8 +110,14 @@ server_session::verdict server_session::feed(std::string_view in) {
     std::string_view line = line_;
     line.remove_suffix(1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    verdict v = on_command(line);
+    verdict v = verdict::more;
+    if (auth_state_ != auth_state::none) {
+      on_auth_response(line);
+    } else {
+      v = on_command(line);
+    }
     line_.clear();
+    // Whatever followed STARTTLS in the same read was sent in clear text: never executed.
     if (v != verdict::more) return v;
   }
   return state_ == state::done ? verdict::close : verdict::more;
@@ -107,13 +131,29 @@ server_session::verdict server_session::on_command(std::string_view line) {
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, host_.size_limit());
     (void)ec;
     out_.append(buf, end);
-    out_.append("\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n");
+    out_.append("\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    if (host_.starttls_available() && !tls_) out_.append("250-STARTTLS\r\n");
+    if (auth_offered()) out_.append("250-AUTH PLAIN LOGIN\r\n");
+    out_.append("250 ENHANCEDSTATUSCODES\r\n");
   } else if (starts_with_nocase(line, "HELO")) {
     reset_transaction();
     out_.append("250 budstikke-sink\r\n");
+  } else if (starts_with_nocase(line, "STARTTLS") && line.size() == 8) {
+    if (!host_.starttls_available() || tls_) {
+      out_.append("502 5.5.1 Error: command not implemented\r\n");
+    } else {
+      out_.append("220 2.0.0 Ready to start TLS\r\n");
+      return verdict::start_tls;
+    }
+  } else if (starts_with_nocase(line, "AUTH ") || (starts_with_nocase(line, "AUTH") && line.size() == 4)) {
+    host_.on_seen(session_host::seen::auth);
+    on_auth(line.size() > 5 ? line.substr(5) : std::string_view{});
   } else if (starts_with_nocase(line, "MAIL FROM:")) {
+    host_.on_seen(session_host::seen::mail);
     std::string_view address, params;
-    if (have_mail_) {
+    if (host_.auth_required() && !authenticated_) {
+      out_.append("530 5.7.0 Authentication required\r\n");
+    } else if (have_mail_) {
       out_.append("503 5.5.1 Error: nested MAIL command\r\n");
     } else if (!parse_path(line.substr(10), address, params)) {
       out_.append("501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
@@ -166,6 +206,83 @@ server_session::verdict server_session::on_command(std::string_view line) {
     out_.append("502 5.5.2 Error: command not recognized\r\n");
   }
   return verdict::more;
+}
+
+void server_session::on_auth(std::string_view args) {
+  if (!auth_offered()) {
+    out_.append(host_.auth_required() ? "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+                                      : "502 5.5.1 Error: authentication not enabled\r\n");
+    return;
+  }
+  if (authenticated_) {
+    out_.append("503 5.5.1 Error: already authenticated\r\n");
+    return;
+  }
+  std::size_t sp = args.find(' ');
+  std::string_view mech = args.substr(0, sp);
+  std::string_view initial = sp == std::string_view::npos ? std::string_view{} : args.substr(sp + 1);
+  if (starts_with_nocase(mech, "PLAIN") && mech.size() == 5) {
+    if (initial.empty()) {
+      auth_state_ = auth_state::plain;
+      out_.append("334 \r\n");
+    } else {
+      on_auth_response(initial);  // as if it came after "334 "
+    }
+    return;
+  }
+  if (starts_with_nocase(mech, "LOGIN") && mech.size() == 5) {
+    auth_state_ = auth_state::login_user;
+    out_.append("334 VXNlcm5hbWU6\r\n");  // "Username:"
+    return;
+  }
+  out_.append("504 5.5.4 Unrecognized authentication type\r\n");
+}
+
+void server_session::on_auth_response(std::string_view line) {
+  auth_state state = auth_state_;
+  auth_state_ = auth_state::none;
+  if (line == "*") {
+    out_.append("501 5.7.0 Authentication aborted\r\n");
+    return;
+  }
+  auto decoded = smtp::decode_base64(line);
+  if (!decoded) {
+    out_.append("501 5.5.2 Cannot decode response\r\n");
+    return;
+  }
+  switch (state) {
+    case auth_state::none:  // PLAIN with an initial response
+    case auth_state::plain: {
+      // authzid NUL authcid NUL password
+      std::string_view v = *decoded;
+      std::size_t a = v.find('\0');
+      std::size_t b = a == std::string_view::npos ? a : v.find('\0', a + 1);
+      if (b == std::string_view::npos) {
+        out_.append("501 5.5.2 Malformed PLAIN response\r\n");
+        return;
+      }
+      finish_auth(v.substr(a + 1, b - a - 1), v.substr(b + 1));
+      return;
+    }
+    case auth_state::login_user:
+      login_user_ = std::move(*decoded);
+      auth_state_ = auth_state::login_password;
+      out_.append("334 UGFzc3dvcmQ6\r\n");  // "Password:"
+      return;
+    case auth_state::login_password:
+      finish_auth(login_user_, *decoded);
+      login_user_.clear();
+      return;
+  }
+}
+
+void server_session::finish_auth(std::string_view user, std::string_view password) {
+  if (host_.check_credentials(user, password)) {
+    authenticated_ = true;
+    out_.append("235 2.7.0 Authentication successful\r\n");
+  } else {
+    out_.append("535 5.7.8 Error: authentication failed\r\n");
+  }
 }
 
 void server_session::emit(const char* p, std::size_t n) {

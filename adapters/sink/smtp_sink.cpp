@@ -15,6 +15,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -33,9 +35,17 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor executor, smtp_sink_options options)
       : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), rng(opt.seed | 1) {
+    if (!opt.tls_cert_file.empty()) {
+      tls_context.emplace(asio::ssl::context::tls_server);
+      SSL_CTX_set_min_proto_version(tls_context->native_handle(), TLS1_2_VERSION);
+      tls_context->use_certificate_chain_file(opt.tls_cert_file);
+      tls_context->use_private_key_file(opt.tls_key_file.empty() ? opt.tls_cert_file : opt.tls_key_file,
+                                        asio::ssl::context::pem);
+    }
     if (opt.maildir) open_maildir(*opt.maildir);
     boost::system::error_code ec;
     auto address = asio::ip::make_address(opt.listen_host, ec);
+    loopback_only = !ec && address.is_loopback();
     tcp::endpoint ep(address, opt.port);
     if (!ec) acceptor.open(ep.protocol(), ec);
     if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -134,6 +144,15 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
   }
 
   bool keep_bodies() const override { return !maildir_path.empty(); }
+  bool starttls_available() const override { return tls_context.has_value() && !opt.implicit_tls; }
+  bool auth_required() const override { return !opt.auth_user.empty(); }
+  bool auth_in_clear_allowed() const override { return loopback_only; }
+  bool check_credentials(std::string_view user, std::string_view password) override {
+    return user == opt.auth_user && password == opt.auth_password;
+  }
+  void on_seen(seen what) override {
+    (what == seen::mail ? counters.mail_commands : counters.auth_commands).fetch_add(1, std::memory_order_relaxed);
+  }
   std::uint64_t size_limit() const override { return opt.size_limit; }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
@@ -167,11 +186,26 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
     socket.close(ignored);
   }
 
+  using tls_stream = asio::ssl::stream<tcp::socket&>;
+
+  static asio::awaitable<bool> server_handshake(impl& self, tcp::socket& socket, std::optional<tls_stream>& tls,
+                                                io_deadline& deadline) {
+    tls.emplace(socket, *self.tls_context);
+    deadline.expires_after(std::chrono::seconds(10));
+    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    (ec ? self.counters.tls_failures : self.counters.tls_handshakes).fetch_add(1, std::memory_order_relaxed);
+    co_return !ec;
+  }
+
   static asio::awaitable<void> converse(impl& self, tcp::socket& socket, io_deadline& deadline) {
     server_session session(self);
     std::vector<char> buffer(64 * 1024);
     asio::steady_timer delay(self.ex);
-    session.start();
+    std::optional<tls_stream> tls;
+    if (self.opt.implicit_tls && self.tls_context) {
+      if (!co_await server_handshake(self, socket, tls, deadline)) co_return;
+    }
+    session.start(tls.has_value());
     server_session::verdict v = server_session::verdict::more;
     for (;;) {
       std::string& out = session.out();
@@ -181,13 +215,30 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
           co_await delay.async_wait(use_tuple);
         }
         deadline.expires_after(self.opt.idle_timeout);  // one timeout: no timer churn
-        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+        boost::system::error_code ec;
+        if (tls) {
+          std::tie(ec, std::ignore) = co_await asio::async_write(*tls, asio::buffer(out), use_tuple);
+        } else {
+          std::tie(ec, std::ignore) = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+        }
         if (ec) co_return;
         out.clear();
       }
+      if (v == server_session::verdict::start_tls) {
+        // The rest of that read was dropped with the verdict: the handshake starts clean.
+        if (!co_await server_handshake(self, socket, tls, deadline)) co_return;
+        session.on_tls_started();
+        v = server_session::verdict::more;
+      }
       if (v != server_session::verdict::more) co_return;
       deadline.expires_after(self.opt.idle_timeout);
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (tls) {
+        std::tie(ec, n) = co_await tls->async_read_some(asio::buffer(buffer), use_tuple);
+      } else {
+        std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(buffer), use_tuple);
+      }
       if (ec) co_return;
       v = session.feed(std::string_view(buffer.data(), n));
     }
@@ -195,11 +246,14 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
 
   struct atomic_stats {
     std::atomic<std::uint64_t> connections{0}, messages{0}, recipients{0}, bytes{0}, rcpt_transient{0},
-        rcpt_rejected{0}, dot_transient{0}, dropped_after_dot{0};
+        rcpt_rejected{0}, dot_transient{0}, dropped_after_dot{0}, tls_handshakes{0}, tls_failures{0},
+        auth_commands{0}, mail_commands{0};
   };
 
   asio::any_io_executor ex;
   smtp_sink_options opt;
+  std::optional<asio::ssl::context> tls_context;
+  bool loopback_only = false;
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
   std::uint64_t rng;
@@ -225,7 +279,8 @@ smtp_sink::stats smtp_sink::statistics() const {
   const auto& c = impl_->counters;
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   return {get(c.connections),    get(c.messages),      get(c.recipients),    get(c.bytes),
-          get(c.rcpt_transient), get(c.rcpt_rejected), get(c.dot_transient), get(c.dropped_after_dot)};
+          get(c.rcpt_transient), get(c.rcpt_rejected), get(c.dot_transient), get(c.dropped_after_dot),
+          get(c.tls_handshakes), get(c.tls_failures), get(c.auth_commands), get(c.mail_commands)};
 }
 
 int run_smtp_sink_until_signal(const smtp_sink_options& opt) {
@@ -249,11 +304,14 @@ int run_smtp_sink_until_signal(const smtp_sink_options& opt) {
   smtp_sink::stats s = sink->statistics();
   std::printf(
       "sink: connections=%llu messages=%llu recipients=%llu bytes=%llu rcpt_transient=%llu "
-      "rcpt_rejected=%llu dot_transient=%llu dropped_after_dot=%llu\n",
+      "rcpt_rejected=%llu dot_transient=%llu dropped_after_dot=%llu tls_handshakes=%llu tls_failures=%llu "
+      "auth_commands=%llu mail_commands=%llu\n",
       static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.messages),
       static_cast<unsigned long long>(s.recipients), static_cast<unsigned long long>(s.bytes),
       static_cast<unsigned long long>(s.rcpt_transient), static_cast<unsigned long long>(s.rcpt_rejected),
-      static_cast<unsigned long long>(s.dot_transient), static_cast<unsigned long long>(s.dropped_after_dot));
+      static_cast<unsigned long long>(s.dot_transient), static_cast<unsigned long long>(s.dropped_after_dot),
+      static_cast<unsigned long long>(s.tls_handshakes), static_cast<unsigned long long>(s.tls_failures),
+      static_cast<unsigned long long>(s.auth_commands), static_cast<unsigned long long>(s.mail_commands));
   std::fflush(stdout);
   return 0;
 }

@@ -33,12 +33,20 @@ struct smtp_sink_options {
   std::uint64_t seed = 1;
   std::uint64_t size_limit = 100ull * 1024 * 1024;  // advertised with SIZE, enforced
   std::chrono::milliseconds idle_timeout{300000};    // RFC 5321 4.5.3.2.7: 5 minutes
+
+  // With a certificate and key (PEM files) the sink offers STARTTLS, or speaks TLS from the
+  // first byte with implicit_tls.
+  std::string tls_cert_file, tls_key_file;
+  bool implicit_tls = false;
+  // With a user name MAIL needs AUTH (PLAIN or LOGIN), offered only over TLS unless the sink
+  // listens on a loopback address.
+  std::string auth_user, auth_password;
 };
 
 class smtp_sink {
  public:
   // Binds and starts accepting at once. Throws std::system_error when it cannot listen or
-  // cannot create the maildir.
+  // cannot create the maildir, and boost::system::system_error for unusable TLS files.
   smtp_sink(boost::asio::any_io_executor ex, smtp_sink_options opt);
   ~smtp_sink();  // stop()
   smtp_sink(const smtp_sink&) = delete;
@@ -57,6 +65,10 @@ class smtp_sink {
     std::uint64_t rcpt_rejected = 0;        // 550 to RCPT
     std::uint64_t dot_transient = 0;        // 451 to the final dot
     std::uint64_t dropped_after_dot = 0;    // connections dropped instead of answering the dot
+    std::uint64_t tls_handshakes = 0;       // completed server TLS handshakes
+    std::uint64_t tls_failures = 0;         // handshakes the client (or a timeout) broke off
+    std::uint64_t auth_commands = 0;        // AUTH commands received, whatever their fate
+    std::uint64_t mail_commands = 0;        // MAIL commands received, whatever their fate
   };
   // A snapshot; safe to call from another thread while the sink runs.
   stats statistics() const;
