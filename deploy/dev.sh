@@ -2,9 +2,12 @@
 # Set up, build, demo and test budstikke on Debian 12.
 #
 #   deploy/dev.sh demo [--recipients N]   install what is missing, build, send a demo campaign
-#   deploy/dev.sh test [--sanitize]       install what is missing, build, run every test (ctest)
+#   deploy/dev.sh test [--sanitize] [--long]   install what is missing, build, run every test (ctest)
+#   deploy/dev.sh fuzz [--seconds N]      run the libFuzzer harnesses (clang) N seconds each (default 300)
 #   deploy/dev.sh build | deps
 #
+# `test` ends with a short fuzz run (10 s per harness). --long scales the crash and fault scenarios
+# up (more recipients, more kills) and takes several minutes more.
 # --with-postfix also installs Debian's postfix for its smtp-sink/smtp-source test tools. It is
 # opt-in because installing postfix installs a mail server (configured here as "No configuration",
 # so it does not start); without it the tests that need smtp-sink are skipped and say so.
@@ -15,7 +18,10 @@ BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
           libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server)
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The fuzz build uses clang and its libFuzzer runtime.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
+usage() { sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || { usage; exit 2; }
@@ -23,11 +29,15 @@ shift
 RECIPIENTS=20000
 WITH_POSTFIX=0
 SANITIZE=0
+FUZZ_SECONDS=
+LONG=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --recipients) RECIPIENTS=${2:?--recipients needs a number}; shift 2 ;;
     --with-postfix) WITH_POSTFIX=1; shift ;;
     --sanitize) SANITIZE=1; shift ;;
+    --seconds) FUZZ_SECONDS=${2:?--seconds needs a number}; shift 2 ;;
+    --long) LONG=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "dev.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -36,7 +46,7 @@ done
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_deps() {
-  local want=("${PACKAGES[@]}") missing=()
+  local want=("${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}") missing=()
   [ "$WITH_POSTFIX" -eq 1 ] && want+=(postfix)
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -58,6 +68,15 @@ build() {
   fi
   cmake -S "$ROOT" -B "$BUILD" -G Ninja "${args[@]}" >/dev/null
   cmake --build "$BUILD" -j "$(nproc)"
+}
+
+fuzz() {
+  local seconds=$1 dir=${BUDSTIKKE_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$dir" -G Ninja -DBUDSTIKKE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBUDSTIKKE_FUZZ_SECONDS="$seconds" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+  # Each harness prints its executions (stat::number_of_executed_units) at the end.
+  ctest --test-dir "$dir" --output-on-failure -j 2
 }
 
 free_port() {
@@ -124,8 +143,11 @@ case "$cmd" in
     install_deps
     build
     [ -x /usr/sbin/smtp-sink ] || echo "dev.sh: /usr/sbin/smtp-sink is missing (deploy/dev.sh test --with-postfix installs it); tests that need it are skipped"
-    ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 900
+    if [ "$LONG" -eq 1 ]; then export BUDSTIKKE_LONG_TESTS=1; fi
+    ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800
+    fuzz "${FUZZ_SECONDS:-10}"
     ;;
+  fuzz) install_deps; fuzz "${FUZZ_SECONDS:-300}" ;;
   demo) install_deps; build; demo ;;
   *) usage >&2; exit 2 ;;
 esac

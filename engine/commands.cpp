@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "engine/log.hpp"
+#include "engine/preview.hpp"
 #include "engine/recipients_file.hpp"
 #include "queue/campaign_store.hpp"
 #include "templates/address.hpp"
@@ -94,6 +95,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
   def.priority = opt.priority;
   def.from_address = opt.from;
   def.from_name = opt.from_name;
+  def.sms_max_segments = opt.sms_max_segments;
   def.created_at = queue::now_rfc3339();
   if (def.kind == queue::channel::email) {
     if (def.from_address.empty()) {
@@ -121,6 +123,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     std::cerr << fmt::format("error: {}: an SMS template set needs sms.mustache\n", opt.template_dir);
     return exit_usage;
   }
+  if (opt.dry_run) return dry_run_enqueue(cfg, def, opt.recipients_file, opt.dry_run_count);
 
   // Pass 1: check every line before anything is written, so a refused file leaves no trace.
   std::size_t good = 0, bad = 0;
@@ -237,7 +240,7 @@ int status_command(const config& cfg, const status_options& opt) {
       line += fmt::format(",\"priority\":{},\"total\":{},\"enqueued\":{}", s.priority,
                           s.total ? std::to_string(*s.total) : "null", s.enqueued);
       for (auto st : queue::all_final_states) line += fmt::format(",\"{}\":{}", queue::to_string(st), s.count(st));
-      line += fmt::format(",\"pending\":{},\"created_at\":", s.pending());
+      line += fmt::format(",\"resent\":{},\"pending\":{},\"created_at\":", s.resent, s.pending());
       log::append_json_string(line, s.created_at);
       line += ",\"finished_at\":";
       if (s.finished_at.empty()) line += "null";

@@ -4,10 +4,13 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+
+#include "engine/log.hpp"
 
 namespace budstikke::engine {
 namespace {
@@ -101,18 +104,169 @@ void set_redis_url(config& cfg, const std::string& url, const std::string& where
   cfg.redis = *parsed;
 }
 
+// categories: {NAME: {resend_ambiguous: [email, sms]}}; the name `default` sets the fallback.
+void read_categories(const std::string& path, const YAML::Node& node, config& cfg) {
+  section_reader outer(path, "categories");
+  if (!node.IsMap()) outer.fail(node, "", "expected a mapping of category names");
+  for (const auto& kv : node) {
+    auto name = kv.first.as<std::string>();
+    category_policy policy;
+    section_reader cat(path, "categories." + name);
+    cat.custom("resend_ambiguous", [&](const YAML::Node& n) {
+      if (!n.IsSequence()) cat.fail(n, "resend_ambiguous", "expected a list of channels, e.g. [email]");
+      for (const auto& ch : n) {
+        auto c = ch.as<std::string>();
+        if (c == "email") policy.resend_ambiguous_email = true;
+        else if (c == "sms") policy.resend_ambiguous_sms = true;
+        else cat.fail(ch, "resend_ambiguous", fmt::format("'{}' is not a channel (email, sms)", c));
+      }
+    });
+    cat.read(kv.second);
+    if (name == "default") cfg.default_category = policy;
+    else cfg.categories[name] = policy;
+  }
+}
+
+void set_default_categories(config& cfg) {
+  // Tariff results and transactional mail matter more than a rare duplicate; newsletters and
+  // SMS (which cost money and annoy twice) are not resent.
+  cfg.categories["tariff"].resend_ambiguous_email = true;
+  cfg.categories["transactional"].resend_ambiguous_email = true;
+}
+
+constexpr std::size_t min_unsubscribe_secret = 16;
+
+void read_url(section_reader& r, const YAML::Node& n, const std::string& key, std::string_view scheme, std::string& target) {
+  if (!n.IsScalar()) r.fail(n, key, "expected a string");
+  const auto& v = n.Scalar();
+  if (!v.empty() && v.rfind(scheme, 0) != 0) r.fail(n, key, fmt::format("expected a URL starting with {}", scheme));
+  for (unsigned char c : v)
+    if (c <= 0x20 || c >= 0x7F || c == '<' || c == '>' || c == ',' || c == '"')
+      r.fail(n, key, "the URL must be ASCII without blanks, quotes, '<', '>' or ','");
+  target = v;
+}
+
+// The tokens are what a portal trusts to unsubscribe a member: no headers without a secret.
+void check_unsubscribe(const config& cfg, const std::string& where) {
+  const auto& e = cfg.email;
+  if ((e.unsubscribe_url.empty() && e.unsubscribe_mailto.empty()) || e.unsubscribe_categories.empty()) return;
+  if (e.unsubscribe_secret.empty()) {
+    std::string categories;
+    for (const auto& c : e.unsubscribe_categories) categories += (categories.empty() ? "" : ", ") + c;
+    throw config_error(fmt::format(
+        "{}: List-Unsubscribe is configured for {} but there is no secret to sign its tokens: set "
+        "BUDSTIKKE_UNSUBSCRIBE_SECRET, BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE or email.unsubscribe_secret_file",
+        where, categories));
+  }
+  if (e.unsubscribe_secret.size() < min_unsubscribe_secret)
+    throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
+}
+
+void read_bool(section_reader& r, const YAML::Node& n, const std::string& key, bool& target) {
+  try {
+    target = n.as<bool>();
+  } catch (const YAML::Exception&) {
+    r.fail(n, key, fmt::format("expected true or false, got '{}'", n.Scalar()));
+  }
+}
+
+// The keys a relay can set: at the top of `smtp` (the one-relay case and the defaults) and in
+// each entry of smtp.relays.
+void add_relay_keys(section_reader& r, adapters::smtp::relay_config& c, std::string& password_file, bool per_relay) {
+  r.text("host", c.host);
+  r.integer("port", c.port, 1, 65535);
+  if (per_relay) r.integer("weight", c.weight, 1, 1000);
+  r.text("helo_name", c.helo_name);
+  r.integer("connections", c.connections, 1, 1000);
+  r.integer("max_messages_per_connection", c.max_messages_per_connection, 1, 10000000);
+  r.custom("tls", [&r, &c](const YAML::Node& n) {
+    auto v = n.IsScalar() ? n.Scalar() : std::string();
+    if (v == "none") c.tls = adapters::smtp::tls_mode::none;
+    else if (v == "starttls") c.tls = adapters::smtp::tls_mode::starttls;
+    else if (v == "implicit") c.tls = adapters::smtp::tls_mode::implicit;
+    else r.fail(n, "tls", fmt::format("expected none, starttls or implicit, got '{}'", v));
+  });
+  r.custom("tls_verify", [&r, &c](const YAML::Node& n) { read_bool(r, n, "tls_verify", c.tls_verify); });
+  r.text("ca_file", c.ca_file);
+  r.text("tls_server_name", c.tls_server_name);
+  r.text("username", c.username);
+  r.text("password_file", password_file);
+  r.custom("allow_auth_without_tls",
+           [&r, &c](const YAML::Node& n) { read_bool(r, n, "allow_auth_without_tls", c.allow_auth_without_tls); });
+}
+
+void check_relay_auth(const adapters::smtp::relay_config& c, const std::string& where) {
+  if (!c.username.empty() && c.password.empty()) {
+    throw config_error(fmt::format(
+        "{}: username is set but there is no password: set BUDSTIKKE_SMTP_PASSWORD, "
+        "BUDSTIKKE_SMTP_PASSWORD_FILE or password_file",
+        where));
+  }
+}
+
+void log_smtp_event(adapters::smtp::log_level l, std::string_view event, std::string_view relay,
+                    std::string_view detail) {
+  auto level = l == adapters::smtp::log_level::error ? log::level::error
+               : l == adapters::smtp::log_level::warn ? log::level::warn
+                                                      : log::level::info;
+  log::write(level, event, {{"relay", relay}, {"reason", detail}});
+}
+
+// After the environment is applied: the relays inherit every top-level smtp key (and the shared
+// password); a relay's own password_file wins.
+void finish_smtp(const std::string& path, const std::optional<YAML::Node>& relays_node, config& cfg) {
+  auto& s = cfg.smtp;
+  s.log = log_smtp_event;
+  s.relays.clear();
+  if (!relays_node) {
+    check_relay_auth(s, path + ": smtp");
+    return;
+  }
+  const YAML::Node& relays = *relays_node;
+  section_reader outer(path, "smtp");
+  if (!relays.IsSequence() || relays.size() == 0)
+    outer.fail(relays, "relays", "expected a list of relays, e.g. [{host: relay1.example, port: 587}]");
+  if (relays.size() > adapters::smtp::smtp_config::max_relays)
+    outer.fail(relays, "relays", fmt::format("at most {} relays", adapters::smtp::smtp_config::max_relays));
+  for (std::size_t i = 0; i < relays.size(); ++i) {
+    adapters::smtp::relay_config r = s;  // the top-level keys are the defaults
+    std::string password_file;
+    auto where = fmt::format("smtp.relays[{}]", i);
+    section_reader reader(path, where);
+    add_relay_keys(reader, r, password_file, true);
+    reader.read(relays[i]);
+    if (!password_file.empty()) r.password = read_secret_file(password_file);
+    check_relay_auth(r, path + ": " + where);
+    s.relays.push_back(std::move(r));
+  }
+}
+
 }  // namespace
+
+bool email_config::unsubscribe_enabled(std::string_view category) const {
+  if (unsubscribe_url.empty() && unsubscribe_mailto.empty()) return false;
+  for (const auto& c : unsubscribe_categories)
+    if (c == category) return true;
+  return false;
+}
 
 void apply_environment(config& cfg) {
   if (const char* url = std::getenv("BUDSTIKKE_REDIS"); url && *url) set_redis_url(cfg, url, "BUDSTIKKE_REDIS");
   if (const char* pw = std::getenv("BUDSTIKKE_REDIS_PASSWORD"); pw && *pw) cfg.redis.password = pw;
   if (const char* f = std::getenv("BUDSTIKKE_REDIS_PASSWORD_FILE"); f && *f) cfg.redis.password = read_secret_file(f);
+  if (const char* pw = std::getenv("BUDSTIKKE_SMTP_PASSWORD"); pw && *pw) cfg.smtp.password = pw;
+  if (const char* f = std::getenv("BUDSTIKKE_SMTP_PASSWORD_FILE"); f && *f) cfg.smtp.password = read_secret_file(f);
+  if (const char* s = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET"); s && *s) cfg.email.unsubscribe_secret = s;
+  if (const char* f = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE"); f && *f)
+    cfg.email.unsubscribe_secret = read_secret_file(f);
 }
 
 config default_config() {
   config cfg;
+  set_default_categories(cfg);
   cfg.smtp.port = 2525;
   apply_environment(cfg);
+  finish_smtp("defaults", std::nullopt, cfg);
   return cfg;
 }
 
@@ -126,9 +280,11 @@ config load_config(const std::string& path) {
     throw config_error(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   config cfg;
+  set_default_categories(cfg);
   cfg.smtp.port = 2525;
   if (root.IsNull()) {
     apply_environment(cfg);
+    finish_smtp(path, std::nullopt, cfg);
     return cfg;
   }
 
@@ -154,31 +310,69 @@ config load_config(const std::string& path) {
   eng.integer("max_attempts", e.max_attempts, 1, 100);
   eng.millis("retry_backoff_ms", e.retry_backoff, 1, 3600000);
   eng.millis("shutdown_grace_ms", e.shutdown_grace, 0, 600000);
+  eng.integer("send_window", e.send_window, 0, 100000);
+  eng.millis("heartbeat_interval_ms", e.heartbeat_interval, 100, 600000);
+  eng.millis("consumer_timeout_ms", e.consumer_timeout, 1000, 3600000);
+  eng.integer("max_deliveries", e.max_deliveries, 1, 1000);
 
   auto& s = cfg.smtp;
   section_reader smtp(path, "smtp");
-  smtp.text("host", s.host);
-  smtp.integer("port", s.port, 1, 65535);
-  smtp.text("helo_name", s.helo_name);
-  smtp.integer("connections", s.connections, 1, 1000);
-  smtp.integer("max_messages_per_connection", s.max_messages_per_connection, 1, 10000000);
+  std::string smtp_password_file;
+  std::optional<YAML::Node> smtp_relays;
+  add_relay_keys(smtp, s, smtp_password_file, false);
   smtp.millis("connect_timeout_ms", s.connect_timeout, 100, 600000);
   smtp.millis("command_timeout_ms", s.command_timeout, 100, 600000);
   smtp.millis("data_timeout_ms", s.data_timeout, 100, 3600000);
   smtp.millis("idle_timeout_ms", s.idle_timeout, 100, 3600000);
+  smtp.millis("reconnect_backoff_min_ms", s.reconnect_backoff_min, 1, 600000);
+  smtp.millis("reconnect_backoff_max_ms", s.reconnect_backoff_max, 1, 3600000);
+  smtp.custom("relays", [&](const YAML::Node& n) { smtp_relays = n; });
 
   section_reader email(path, "email");
   email.text("message_id_domain", cfg.email.message_id_domain);
+  email.custom("unsubscribe_url", [&](const YAML::Node& n) {
+    read_url(email, n, "unsubscribe_url", "https://", cfg.email.unsubscribe_url);
+    if (!cfg.email.unsubscribe_url.empty() && cfg.email.unsubscribe_url.find("{token}") == std::string::npos)
+      email.fail(n, "unsubscribe_url", "the URL must contain {token}");
+  });
+  email.custom("unsubscribe_mailto", [&](const YAML::Node& n) {
+    read_url(email, n, "unsubscribe_mailto", "mailto:", cfg.email.unsubscribe_mailto);
+  });
+  email.custom("unsubscribe_categories", [&](const YAML::Node& n) {
+    if (!n.IsSequence()) email.fail(n, "unsubscribe_categories", "expected a list of categories, e.g. [newsletter]");
+    cfg.email.unsubscribe_categories.clear();
+    for (const auto& c : n) cfg.email.unsubscribe_categories.push_back(c.as<std::string>());
+  });
+  std::string unsubscribe_secret_file;
+  email.text("unsubscribe_secret_file", unsubscribe_secret_file);
 
+  section_reader sms(path, "sms");
+  sms.custom("normalise", [&](const YAML::Node& n) {
+    try {
+      cfg.sms.normalise = n.as<bool>();
+    } catch (const YAML::Exception&) {
+      sms.fail(n, "normalise", fmt::format("expected true or false, got '{}'", n.Scalar()));
+    }
+  });
+  sms.integer("max_segments", cfg.sms.max_segments, 1, 255);
+
+  top.custom("categories", [&](const YAML::Node& n) { read_categories(path, n, cfg); });
   top.custom("redis", [&](const YAML::Node& n) { redis.read(n); });
   top.custom("engine", [&](const YAML::Node& n) { eng.read(n); });
   top.custom("smtp", [&](const YAML::Node& n) { smtp.read(n); });
   top.custom("email", [&](const YAML::Node& n) { email.read(n); });
+  top.custom("sms", [&](const YAML::Node& n) { sms.read(n); });
   top.read(root);
 
+  if (cfg.engine.heartbeat_interval * 2 > cfg.engine.consumer_timeout)
+    throw config_error(fmt::format("{}: engine.consumer_timeout_ms must be at least twice engine.heartbeat_interval_ms", path));
   if (!redis_url.empty()) set_redis_url(cfg, redis_url, path + ": redis.url");
   if (!redis_password_file.empty()) cfg.redis.password = read_secret_file(redis_password_file);
+  if (!unsubscribe_secret_file.empty()) cfg.email.unsubscribe_secret = read_secret_file(unsubscribe_secret_file);
+  if (!smtp_password_file.empty()) cfg.smtp.password = read_secret_file(smtp_password_file);
   apply_environment(cfg);
+  finish_smtp(path, smtp_relays, cfg);
+  check_unsubscribe(cfg, path);
   return cfg;
 }
 

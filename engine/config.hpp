@@ -5,10 +5,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <string_view>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
-#include "adapters/smtp/pool.hpp"
+#include "adapters/smtp/config.hpp"
 #include "queue/redis.hpp"
 
 namespace budstikke::engine {
@@ -25,18 +28,51 @@ struct engine_config {
   std::size_t max_attempts = 3;     // sends of one message before a transient failure is final
   std::chrono::milliseconds retry_backoff{1000};  // first retry delay; doubles, full jitter
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: how long in-flight work may finish
+  // Messages marked "on the wire" at once per shard; 0 = 4 x smtp.connections. After a crash,
+  // what may be ambiguous is these plus the outcomes not yet recorded — never the read-ahead.
+  std::size_t send_window = 0;
+  std::chrono::milliseconds heartbeat_interval{2000};  // liveness key refresh
+  std::chrono::milliseconds consumer_timeout{30000};   // a consumer silent this long is dead: its entries are reclaimed
+  std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
+};
+
+// What to do with a message that was on the wire when an engine died (RFC 1047): send it again
+// (a member may get it twice) or record it `ambiguous` (a member may not get it at all).
+struct category_policy {
+  bool resend_ambiguous_email = false;
+  bool resend_ambiguous_sms = false;
 };
 
 struct email_config {
   std::string message_id_domain;    // right side of Message-ID; default: the sender's domain
+  // List-Unsubscribe (RFC 2369) with one-click (RFC 8058) for these categories, when a URL is set.
+  std::string unsubscribe_url;      // https://..., "{token}" is replaced by the signed token
+  std::string unsubscribe_mailto;   // optional mailto:...; "{token}" is replaced too
+  std::vector<std::string> unsubscribe_categories{"newsletter", "winback"};
+  // Signs the tokens. Only from BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file.
+  std::string unsubscribe_secret;
+  bool unsubscribe_enabled(std::string_view category) const;
+};
+
+struct sms_config {
+  bool normalise = true;            // typographic characters that force UCS-2 become GSM ones
+  std::size_t max_segments = 6;     // a longer message is skipped; the campaign may override it
 };
 
 struct config {
   queue::redis_config redis;
   std::string key_prefix = "budstikke:";
   engine_config engine;
-  adapters::smtp::relay_config smtp;
+  adapters::smtp::smtp_config smtp;  // one relay (top-level keys) or `relays`
   email_config email;
+  sms_config sms;
+  // Per message category; categories not listed use `default_category`.
+  std::map<std::string, category_policy, std::less<>> categories;
+  category_policy default_category;
+  const category_policy& policy(std::string_view category) const {
+    auto it = categories.find(category);
+    return it == categories.end() ? default_category : it->second;
+  }
 };
 
 // A configuration error names the file, line and key.

@@ -1,5 +1,7 @@
 #include "engine/shard.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <random>
 #include <vector>
@@ -7,12 +9,13 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
-#include "adapters/smtp/pool.hpp"
+#include "adapters/smtp/messenger.hpp"
 #include "engine/event.hpp"
 #include "engine/log.hpp"
 #include "engine/renderer.hpp"
@@ -33,6 +36,14 @@ std::string host_name() {
   return buf;
 }
 
+std::int64_t epoch_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Template data beyond this is refused: a buggy portal must not make a shard allocate without bound.
+constexpr std::size_t max_data_bytes = 64 * 1024;
+
 }  // namespace
 
 class shard::impl final : public adapters::delivery_listener {
@@ -47,13 +58,16 @@ class shard::impl final : public adapters::delivery_listener {
         pull_conn_(ioc_.get_executor(), cfg.redis),
         record_conn_(ioc_.get_executor(), cfg.redis),
         control_conn_(ioc_.get_executor(), cfg.redis),
+        mark_conn_(ioc_.get_executor(), cfg.redis),
         pull_wake_(ioc_.get_executor()),
         record_wake_(ioc_.get_executor()),
         registry_wake_(ioc_.get_executor()),
+        mark_wake_(ioc_.get_executor()),
         drained_(ioc_.get_executor()),
-        recorder_done_(ioc_.get_executor()),
+        loops_done_(ioc_.get_executor()),
         jitter_(std::random_device{}()) {
     consumer_ = fmt::format("{}-{}", cfg.engine.consumer.empty() ? host_name() : cfg.engine.consumer, index);
+    send_window_ = cfg.engine.send_window ? cfg.engine.send_window : 4 * cfg.smtp.connections;
     slots_.reserve(cfg.engine.window);
     free_.reserve(cfg.engine.window);
     for (std::size_t i = 0; i < cfg.engine.window; ++i) {
@@ -61,7 +75,7 @@ class shard::impl final : public adapters::delivery_listener {
       slots_.back()->d.slot = static_cast<std::uint32_t>(i);
       free_.push_back(static_cast<std::uint32_t>(cfg.engine.window - 1 - i));
     }
-    pool_ = std::make_unique<adapters::smtp::pool>(ioc_.get_executor(), cfg.smtp, *this);
+    pool_ = adapters::smtp::make_smtp_messenger(ioc_.get_executor(), cfg.smtp, *this);
   }
 
   bool run() {
@@ -90,21 +104,36 @@ class shard::impl final : public adapters::delivery_listener {
   }
 
  private:
+  enum class serve_mode {
+    send,        // render and send
+    fail_all,    // the definition is unusable (bad field, templates that do not compile): fail each recipient with the reason
+    not_served,  // this engine has no adapter for the channel: leave the entries to one that has
+  };
+
   struct campaign_rt {
     queue::campaign_definition def;
     std::string stream_key;
+    std::string inflight_key;
     std::unique_ptr<campaign_renderer> renderer;
-    bool usable = true;      // false: its templates do not compile, or no adapter for its channel
-    bool active = true;      // state == active
+    serve_mode mode = serve_mode::send;
+    std::string unusable_reason;
+    const category_policy* policy = nullptr;
+    bool active = true;       // state == active
     bool in_registry = true;
-    bool backlog_done = false;  // this consumer's own pending entries (a previous run's) re-read
-    bool backlog_after_drain = false;  // a read failed mid-way: re-read the backlog once idle
-    std::string backlog_cursor = "0";
-    bool exhausted = false;  // the last read for new entries found none
+    // Consumers whose pending entries this shard takes over, its own first: entries an earlier
+    // run of this consumer read but never recorded, then those of consumers found dead.
+    std::deque<std::string> recover;
+    std::string recover_cursor = "-";
+    bool own_recovered = false;       // new entries are read only after the own backlog
+    bool recover_after_drain = false;  // a read failed mid-way: re-take the own backlog once drained
+    bool exhausted = false;   // the last read for new entries found none
     int weight = 1;
-    int current = 0;         // smooth weighted round-robin state
-    std::size_t held = 0;    // slots holding this campaign's entries
+    int current = 0;          // smooth weighted round-robin state
+    std::size_t held = 0;     // slots holding this campaign's entries
     std::vector<std::uint32_t> to_record;
+
+    bool served() const { return mode != serve_mode::not_served && active; }
+    bool recovering() const { return !recover.empty() || !own_recovered || recover_after_drain; }
   };
 
   struct slot {
@@ -114,21 +143,34 @@ class shard::impl final : public adapters::delivery_listener {
     std::string entry_id;
     std::string member;
     std::string reason;
-    final_state state = final_state::failed;
+    std::optional<final_state> state;  // nullopt when recorded: only release the in-flight mark
     std::uint32_t attempts = 0;
+    bool marked = false;   // its in-flight mark is written: it may be on the wire
+    bool resent = false;   // it was on the wire when an engine stopped, and is sent again
     asio::steady_timer retry_timer;
   };
 
+  struct recovery_info {
+    std::int64_t deliveries = 0;  // times read before (XPENDING)
+    bool was_on_wire = false;     // its in-flight mark survived
+    std::string_view from;        // the consumer it came from
+  };
+
   asio::awaitable<void> main_loop() {
-    log::info("shard started", {{"shard", index_}, {"consumer", consumer_}});
+    log::info("shard started", {{"shard", index_}, {"consumer", consumer_}, {"send_window", send_window_}});
+    co_await heartbeat();
     co_await refresh_registry();
-    asio::co_spawn(ioc_, recorder_loop(), asio::detached);
-    asio::co_spawn(ioc_, registry_loop(), asio::detached);
+    spawn(recorder_loop());
+    spawn(mark_loop());
+    spawn(registry_loop());
     co_await pull_loop();
 
-    // Stop: no more reads. Retries waiting for their timer are handed back unrecorded (they stay
-    // in this consumer's pending list and are read again on the next start).
+    // Stop: no more reads. What waits to be marked, or waits for a retry, is handed back (it
+    // stays pending for this consumer and is taken up again on the next start).
     pulling_ = false;
+    mark_wake_.notify();
+    for (auto idx : ready_) hand_back(idx);
+    ready_.clear();
     for (auto& s : slots_) s->retry_timer.cancel();
     pool_->close();
     auto deadline = std::chrono::steady_clock::now() + cfg_.engine.shutdown_grace;
@@ -141,12 +183,36 @@ class shard::impl final : public adapters::delivery_listener {
       }
       co_await drained_.wait_for(std::chrono::milliseconds(100));
     }
-    recorder_stop_ = true;
+    loops_stop_ = true;
     record_wake_.notify();
     registry_wake_.notify();
-    while (recorder_running_) co_await recorder_done_.wait_for(std::chrono::milliseconds(100));
-    if (held_ == 0) co_await pool_->async_wait_closed();
+    mark_wake_.notify();
+    while (loops_running_ > 0) co_await loops_done_.wait_for(std::chrono::milliseconds(100));
+    if (held_ == 0) {
+      co_await pool_->async_wait_closed();
+      // A clean stop: nothing of ours is pending any more, so nobody needs to wait for our key to expire.
+      request bye;
+      bye.command("DEL", keys_.consumer_alive(consumer_));
+      std::vector<reply_ptr> replies;
+      co_await control_conn_.async_exec(bye, replies);
+    }
     log::info("shard stopped", {{"shard", index_}});
+  }
+
+  void spawn(asio::awaitable<void> loop) {
+    ++loops_running_;
+    asio::co_spawn(ioc_, std::move(loop), [this](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("shard stopped by an internal error", {{"shard", index_}, {"error", ex.what()}});
+        }
+        fatal_ = true;
+        ioc_.stop();
+      }
+      if (--loops_running_ == 0) loops_done_.notify();
+    });
   }
 
   // ---- pulling ----
@@ -160,31 +226,33 @@ class shard::impl final : public adapters::delivery_listener {
         co_await pull_wake_.wait_for(std::chrono::seconds(1));
         continue;
       }
+      if (campaign_rt* c = pick_recovery()) {
+        co_await recover_step(*c, want);
+        continue;
+      }
       if (campaign_rt* c = pick()) {
-        bool backlog = !c->backlog_done;
         req.clear();
-        req.command("XREADGROUP", "GROUP", queue::consumer_group, consumer_, "COUNT", free_.size() < want ? free_.size() : want,
-                    "STREAMS", c->stream_key, backlog ? std::string_view(c->backlog_cursor) : std::string_view(">"));
+        req.command("XREADGROUP", "GROUP", queue::consumer_group, consumer_, "COUNT", want, "STREAMS",
+                    c->stream_key, ">");
         if (auto ec = co_await pull_conn_.async_exec(req, replies)) {
           std::vector<campaign_rt*> affected(1, c);  // not a braced list: GCC 12 cannot keep its array across co_await
           co_await read_failed(ec, affected);
           continue;
         }
         if (queue::is_error(replies[0].get())) {
-          co_await read_refused(replies[0].get(), c);
+          read_refused(replies[0].get(), *c);
           continue;
         }
-        std::size_t n = take_entries(replies[0].get(), backlog);
-        if (n == 0) (backlog ? c->backlog_done : c->exhausted) = true;
+        if (take_entries(replies[0].get()) == 0) c->exhausted = true;
         continue;
       }
 
       // Nothing to read without waiting: block on every campaign's stream for new entries.
       std::vector<campaign_rt*> readable;
       for (auto& [id, c] : campaigns_)
-        if (c->usable && c->active && c->backlog_done && !c->backlog_after_drain) readable.push_back(c.get());
+        if (c->served() && !c->recovering()) readable.push_back(c.get());
       if (readable.empty() || free_.size() < readable.size()) {
-        if (until_idle_ && idle()) break;
+        if (until_idle_ && co_await idle()) break;
         co_await pull_wake_.wait_for(cfg_.engine.idle_poll);
         continue;
       }
@@ -204,13 +272,29 @@ class shard::impl final : public adapters::delivery_listener {
       if (queue::is_error(replies[0].get())) {
         // A stream or group vanished (campaign deleted by hand): let the registry sort it out.
         log::warn("blocking read refused", {{"shard", index_}, {"reply", queue::as_string(replies[0].get())}});
-        co_await refresh_registry();
+        registry_wake_.notify();
         co_await pull_wake_.wait_for(cfg_.engine.idle_poll);
         continue;
       }
-      std::size_t n = take_entries(replies[0].get(), false);
-      if (n == 0 && until_idle_ && idle()) break;
+      std::size_t n = take_entries(replies[0].get());
+      if (n == 0 && until_idle_ && co_await idle()) break;
     }
+  }
+
+  campaign_rt* pick_recovery() {
+    for (auto& [id, c] : campaigns_) {
+      if (!c->served()) continue;
+      if (c->recover_after_drain && c->held == 0) {
+        c->recover_after_drain = false;
+        c->own_recovered = false;
+      }
+      if (!c->own_recovered && (c->recover.empty() || c->recover.front() != consumer_)) {
+        c->recover.push_front(consumer_);
+        c->recover_cursor = "-";
+      }
+      if (!c->recover.empty() && !(c->recover.front() == consumer_ && c->recover_after_drain)) return c.get();
+    }
+    return nullptr;
   }
 
   // Smooth weighted round-robin over the campaigns that can be read without blocking.
@@ -218,14 +302,7 @@ class shard::impl final : public adapters::delivery_listener {
     campaign_rt* best = nullptr;
     int total = 0;
     for (auto& [id, c] : campaigns_) {
-      if (!c->usable || !c->active) continue;
-      if (c->backlog_after_drain) {
-        if (c->held > 0) continue;
-        c->backlog_after_drain = false;
-        c->backlog_done = false;
-        c->backlog_cursor = "0";
-      }
-      if (c->backlog_done && c->exhausted) continue;
+      if (!c->served() || c->recovering() || c->exhausted) continue;
       c->current += c->weight;
       total += c->weight;
       if (!best || c->current > best->current) best = c.get();
@@ -234,27 +311,109 @@ class shard::impl final : public adapters::delivery_listener {
     return best;
   }
 
-  bool idle() const {
-    // Never idle before the registry was read once: an unreachable Redis is not "no work".
-    if (!registry_loaded_ || held_ > 0) return false;
-    for (const auto& [id, c] : campaigns_)
-      if (c->usable && c->active && (!c->backlog_done || c->backlog_after_drain)) return false;
-    return true;
+  // Takes over up to `want` pending entries of the consumer at the front of c.recover.
+  asio::awaitable<void> recover_step(campaign_rt& c, std::size_t want) {
+    const std::string consumer = c.recover.front();
+    const bool own = consumer == consumer_;
+    // Two shards claiming a dead consumer's entries at once: XCLAIM's min-idle lets one win.
+    const auto min_idle = own ? std::chrono::milliseconds(0) : cfg_.engine.consumer_timeout / 2;
+    request req;
+    std::vector<reply_ptr> replies;
+    req.command("XPENDING", c.stream_key, queue::consumer_group, "IDLE", min_idle.count(), c.recover_cursor, "+",
+                std::min(want, free_.size()), consumer);
+    if (auto ec = co_await pull_conn_.async_exec(req, replies)) {
+      log::warn("Redis read failed; retrying", {{"shard", index_}, {"error", ec.message()}});
+      co_await backoff_wait();
+      co_return;
+    }
+    const redisReply* pending = replies[0].get();
+    if (queue::is_error(pending)) {
+      read_refused(pending, c);
+      co_return;
+    }
+    if (pending->type != REDIS_REPLY_ARRAY || pending->elements == 0) {
+      c.recover.pop_front();
+      c.recover_cursor = "-";
+      if (own) c.own_recovered = true;
+      co_return;
+    }
+    std::vector<std::string> ids;
+    std::map<std::string, std::int64_t, std::less<>> deliveries;
+    for (std::size_t i = 0; i < pending->elements; ++i) {
+      const redisReply* p = pending->element[i];
+      if (p->type != REDIS_REPLY_ARRAY || p->elements < 4) continue;
+      ids.emplace_back(queue::as_string(p->element[0]));
+      deliveries[ids.back()] = queue::as_integer(p->element[3]).value_or(1);
+    }
+    if (ids.empty()) {
+      c.recover.pop_front();
+      co_return;
+    }
+    req.clear();
+    req.begin(5 + ids.size()).arg("XCLAIM").arg(c.stream_key).arg(queue::consumer_group).arg(consumer_)
+        .arg(min_idle.count());
+    for (auto& id : ids) req.arg(id);
+    req.begin(2 + ids.size()).arg("HMGET").arg(c.inflight_key);
+    for (auto& id : ids) req.arg(id);
+    if (auto ec = co_await pull_conn_.async_exec(req, replies)) {
+      log::warn("Redis read failed; retrying", {{"shard", index_}, {"error", ec.message()}});
+      co_await backoff_wait();
+      co_return;
+    }
+    c.recover_cursor = "(" + ids.back();
+    const redisReply* marks = replies[1].get();
+    std::map<std::string_view, bool> on_wire;
+    if (marks->type == REDIS_REPLY_ARRAY)
+      for (std::size_t i = 0; i < marks->elements && i < ids.size(); ++i) on_wire[ids[i]] = !queue::is_nil(marks->element[i]);
+    std::size_t claimed = queue::for_each_entry_in(replies[0].get(), [&](const queue::stream_entry& e) {
+      auto d = deliveries.find(e.id);
+      recovery_info info{d == deliveries.end() ? 1 : d->second, on_wire[e.id], consumer};
+      start_message(c, e, &info);
+    });
+    if (claimed > 0)
+      log::info("took over pending entries", {{"shard", index_}, {"campaign", c.def.id}, {"from", consumer},
+                                              {"entries", claimed}});
+    if (own && claimed < ids.size())
+      log::warn("pending entries no longer in the stream (deleted by hand?)",
+                {{"shard", index_}, {"campaign", c.def.id}, {"entries", ids.size() - claimed}});
+  }
+
+  // True when no campaign has work left: nothing held here, no backlog to take over, and no
+  // entry pending with any consumer (another shard, or a dead one whose entries await reclaiming).
+  asio::awaitable<bool> idle() {
+    if (!registry_loaded_ || held_ > 0 || !ready_.empty()) co_return false;
+    request req;
+    std::vector<campaign_rt*> checked;
+    for (auto& [id, c] : campaigns_) {
+      if (!c->served()) continue;
+      if (c->recovering()) co_return false;
+      req.command("XPENDING", c->stream_key, queue::consumer_group);
+      checked.push_back(c.get());
+    }
+    if (req.empty()) co_return true;
+    std::vector<reply_ptr> replies;
+    if (co_await pull_conn_.async_exec(req, replies)) co_return false;
+    bool pending_elsewhere = false;
+    for (auto& r : replies) {
+      if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && queue::as_integer(r->element[0]).value_or(0) > 0)
+        pending_elsewhere = true;
+    }
+    if (pending_elsewhere) co_await find_dead_consumers(pull_conn_);
+    co_return !pending_elsewhere;
   }
 
   asio::awaitable<void> read_failed(std::error_code ec, const std::vector<campaign_rt*>& affected) {
     // The reply may have been lost after Redis delivered entries to this consumer: those sit in
-    // our pending list, so each affected campaign re-reads its backlog once its slots drain.
-    for (auto* c : affected) c->backlog_after_drain = true;
+    // our pending list, so each affected campaign re-takes its own backlog once its slots drain.
+    for (auto* c : affected) c->recover_after_drain = true;
     log::warn("Redis read failed; retrying", {{"shard", index_}, {"error", ec.message()}});
     co_await backoff_wait();
   }
 
-  asio::awaitable<void> read_refused(const redisReply* reply, campaign_rt* c) {
+  void read_refused(const redisReply* reply, campaign_rt& c) {
     log::error("Redis refused to read the campaign's stream; the campaign is not served",
-               {{"shard", index_}, {"campaign", c->def.id}, {"reply", queue::as_string(reply)}});
-    c->usable = false;
-    co_return;
+               {{"shard", index_}, {"campaign", c.def.id}, {"reply", queue::as_string(reply)}});
+    c.mode = serve_mode::not_served;
   }
 
   asio::awaitable<void> backoff_wait() {
@@ -263,14 +422,13 @@ class shard::impl final : public adapters::delivery_listener {
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 
-  std::size_t take_entries(const redisReply* reply, bool backlog) {
+  std::size_t take_entries(const redisReply* reply) {
     campaign_rt* c = nullptr;
     return queue::for_each_entry(reply, [&](std::string_view stream, const queue::stream_entry& e) {
       if (!c || c->stream_key != stream) c = campaign_by_stream(stream);
       if (!c) return;  // cannot happen: we only read streams we know
-      if (backlog) c->backlog_cursor = std::string(e.id);
-      else c->exhausted = false;
-      start_message(*c, e);
+      c->exhausted = false;
+      start_message(*c, e, nullptr);
     });
   }
 
@@ -282,7 +440,7 @@ class shard::impl final : public adapters::delivery_listener {
 
   // ---- one message ----
 
-  void start_message(campaign_rt& c, const queue::stream_entry& e) {
+  void start_message(campaign_rt& c, const queue::stream_entry& e, const recovery_info* recovered) {
     std::uint32_t idx = free_.back();
     free_.pop_back();
     ++held_;
@@ -292,9 +450,39 @@ class shard::impl final : public adapters::delivery_listener {
     s.entry_id.assign(e.id);
     s.member.assign(e.member);
     s.attempts = 0;
+    s.marked = false;
+    s.resent = false;
     s.reason.clear();
+    if (recovered) {
+      if (recovered->deliveries >= static_cast<std::int64_t>(cfg_.engine.max_deliveries)) {
+        finish(idx, final_state::failed,
+               fmt::format("poison: read {} times without an outcome", recovered->deliveries));
+        return;
+      }
+      if (recovered->was_on_wire) {
+        bool resend = c.def.kind == queue::channel::email ? c.policy->resend_ambiguous_email
+                                                          : c.policy->resend_ambiguous_sms;
+        if (!resend) {
+          finish(idx, final_state::ambiguous,
+                 fmt::format("on the wire when consumer {} stopped; not resent (category {})", recovered->from,
+                             c.def.category));
+          return;
+        }
+        s.resent = true;
+        // Its mark stays: if this engine dies too, the message is still one that may have gone out.
+        s.marked = true;
+      }
+    }
+    if (c.mode == serve_mode::fail_all) {
+      finish(idx, final_state::failed, c.unusable_reason);
+      return;
+    }
     if (!e.well_formed) {
       finish(idx, final_state::failed, "malformed stream entry: field 'to' missing or empty");
+      return;
+    }
+    if (e.data.size() > max_data_bytes) {
+      finish(idx, final_state::failed, "template data larger than 64 KiB");
       return;
     }
     if (auto problem = templates::email_address_problem(e.to)) {
@@ -307,18 +495,80 @@ class shard::impl final : public adapters::delivery_listener {
     }
     s.d.envelope_from = c.def.from_address;
     s.d.envelope_to.assign(e.to);
-    send(idx);
+    if (s.marked) {
+      send(idx);
+    } else {
+      ready_.push_back(idx);
+      mark_wake_.notify();
+    }
+  }
+
+  // Writes the in-flight marks of ready messages (one round trip per batch), then sends them.
+  // At most send_window_ messages are marked and unanswered at once: that, not the read-ahead,
+  // bounds how many can be ambiguous after a crash.
+  asio::awaitable<void> mark_loop() {
+    request req;
+    std::vector<reply_ptr> replies;
+    std::vector<std::uint32_t> batch;
+    std::map<campaign_rt*, std::vector<std::uint32_t>> by_campaign;
+    while (!loops_stop_) {
+      if (ready_.empty() || on_wire_ >= send_window_ || !pulling_) {
+        co_await mark_wake_.wait_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      batch.clear();
+      by_campaign.clear();
+      while (!ready_.empty() && on_wire_ + batch.size() < send_window_) {
+        batch.push_back(ready_.front());
+        ready_.pop_front();
+      }
+      for (auto idx : batch) by_campaign[slots_[idx]->campaign].push_back(idx);
+      req.clear();
+      auto now = std::to_string(epoch_ms());
+      for (auto& [c, idxs] : by_campaign) {
+        req.begin(2 + 2 * idxs.size()).arg("HSET").arg(c->inflight_key);
+        for (auto idx : idxs) req.arg(slots_[idx]->entry_id).arg(now);
+      }
+      auto ec = co_await mark_conn_.async_exec(req, replies);
+      bool refused = !ec && std::any_of(replies.begin(), replies.end(), [](auto& r) { return queue::is_error(r.get()); });
+      if (ec || refused) {
+        log::warn("cannot mark messages in flight; retrying",
+                  {{"shard", index_}, {"error", ec ? ec.message() : std::string("refused")}});
+        if (!pulling_) {
+          for (auto idx : batch) hand_back(idx);
+          continue;
+        }
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) ready_.push_front(*it);
+        co_await backoff_wait();
+        continue;
+      }
+      if (!pulling_) {
+        // Stopped while marking: nothing of this batch went out.
+        for (auto idx : batch) {
+          slots_[idx]->marked = true;
+          hand_back(idx);
+        }
+        continue;
+      }
+      for (auto idx : batch) {
+        slots_[idx]->marked = true;
+        send(idx);
+      }
+    }
   }
 
   void send(std::uint32_t idx) {
     slot& s = *slots_[idx];
     ++s.attempts;
+    ++on_wire_;
     pool_->push(s.d);
   }
 
   void on_delivered(adapters::delivery& d) override {
     std::uint32_t idx = d.slot;
     slot& s = *slots_[idx];
+    --on_wire_;
+    mark_wake_.notify();
     switch (d.result) {
       case adapters::outcome::accepted:
         finish(idx, final_state::sent, {});
@@ -350,7 +600,7 @@ class shard::impl final : public adapters::delivery_listener {
     });
   }
 
-  void finish(std::uint32_t idx, final_state state, std::string_view reason) {
+  void finish(std::uint32_t idx, std::optional<final_state> state, std::string_view reason) {
     slot& s = *slots_[idx];
     s.state = state;
     s.reason.assign(reason);
@@ -368,15 +618,17 @@ class shard::impl final : public adapters::delivery_listener {
     pull_wake_.notify();
   }
 
+  // Not sent, and not to be sent by this run: the entry stays pending for this consumer. A mark
+  // is cleared first (through the recorder), so the next run does not take it for ambiguous.
   void hand_back(std::uint32_t idx) {
     ++totals_.handed_back;
-    release(idx);
+    if (slots_[idx]->marked && !slots_[idx]->resent) finish(idx, std::nullopt, {});
+    else release(idx);
   }
 
   // ---- recording ----
 
   asio::awaitable<void> recorder_loop() {
-    recorder_running_ = true;
     request req;
     std::vector<reply_ptr> replies;
     std::vector<std::pair<campaign_rt*, std::vector<std::uint32_t>>> batch;
@@ -384,11 +636,11 @@ class shard::impl final : public adapters::delivery_listener {
     std::string now;
     while (true) {
       if (records_waiting_ == 0) {
-        if (recorder_stop_) break;
+        if (loops_stop_) break;
         co_await record_wake_.wait_for(std::chrono::milliseconds(50));
         continue;
       }
-      if (records_waiting_ < cfg_.engine.record_batch && !recorder_stop_)
+      if (records_waiting_ < cfg_.engine.record_batch && !loops_stop_)
         co_await record_wake_.wait_for(cfg_.engine.record_interval);
 
       req.clear();
@@ -399,7 +651,7 @@ class shard::impl final : public adapters::delivery_listener {
         records.clear();
         for (auto idx : c->to_record) {
           const slot& s = *slots_[idx];
-          records.push_back({s.entry_id, s.state, s.member, s.reason});
+          records.push_back({s.entry_id, s.state, s.member, s.reason, s.resent});
         }
         queue::append_record_outcomes(req, keys_, c->def.id, now, records);
         batch.emplace_back(c.get(), std::move(c->to_record));
@@ -416,9 +668,9 @@ class shard::impl final : public adapters::delivery_listener {
         co_await backoff_wait();
       }
       if (ec) {
-        // Shutdown grace is over: the entries stay pending and are read again on the next start.
+        // Shutdown grace is over: the entries stay pending and are taken up on the next start.
         for (auto& [c, idxs] : batch)
-          for (auto idx : idxs) hand_back(idx);
+          for (auto idx : idxs) release(idx);
         continue;
       }
       request control;
@@ -428,11 +680,11 @@ class shard::impl final : public adapters::delivery_listener {
         if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
           log::error("recording refused; entries stay pending",
                      {{"shard", index_}, {"campaign", c->def.id}, {"reply", queue::as_string(r)}});
-          for (auto idx : idxs) hand_back(idx);
+          for (auto idx : idxs) release(idx);
           continue;
         }
         for (auto idx : idxs) {
-          count(slots_[idx]->state);
+          if (auto st = slots_[idx]->state) count(*st);
           release(idx);
         }
         if (queue::as_integer(r->element[1]).value_or(0) == 1) {
@@ -441,10 +693,8 @@ class shard::impl final : public adapters::delivery_listener {
           control.command("ZREM", keys_.registry(), c->def.id);
         }
       }
-      if (!control.empty()) co_await control_conn_.async_exec_retrying(control, replies, std::chrono::seconds(30));
+      if (!control.empty()) co_await record_conn_.async_exec_retrying(control, replies, std::chrono::seconds(30));
     }
-    recorder_running_ = false;
-    recorder_done_.notify();
   }
 
   void count(final_state s) {
@@ -456,13 +706,85 @@ class shard::impl final : public adapters::delivery_listener {
     }
   }
 
-  // ---- the registry of campaigns ----
+  // ---- liveness, the registry, dead consumers ----
+
+  asio::awaitable<void> heartbeat() {
+    request req;
+    req.command("SET", keys_.consumer_alive(consumer_), epoch_ms(), "PX", cfg_.engine.consumer_timeout.count());
+    std::vector<reply_ptr> replies;
+    if (auto ec = co_await control_conn_.async_exec(req, replies))
+      log::warn("cannot refresh the liveness key", {{"shard", index_}, {"error", ec.message()}});
+  }
 
   asio::awaitable<void> registry_loop() {
-    while (!recorder_stop_) {
-      co_await registry_wake_.wait_for(cfg_.engine.registry_interval);
-      if (recorder_stop_) break;
-      co_await refresh_registry();
+    auto next_registry = std::chrono::steady_clock::now() + cfg_.engine.registry_interval;
+    auto next_heartbeat = std::chrono::steady_clock::now() + cfg_.engine.heartbeat_interval;
+    auto next_scan = std::chrono::steady_clock::now() + cfg_.engine.consumer_timeout / 2;
+    while (!loops_stop_) {
+      auto next = std::min({next_registry, next_heartbeat, next_scan});
+      co_await registry_wake_.wait_for(next - std::chrono::steady_clock::now());
+      if (loops_stop_) break;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_heartbeat) {
+        co_await heartbeat();
+        next_heartbeat = now + cfg_.engine.heartbeat_interval;
+      }
+      if (now >= next_registry || stopping_) {
+        if (!stopping_) co_await refresh_registry();
+        next_registry = now + cfg_.engine.registry_interval;
+      }
+      if (now >= next_scan) {
+        co_await find_dead_consumers(control_conn_);
+        next_scan = now + cfg_.engine.consumer_timeout / 2;
+      }
+    }
+  }
+
+  // Consumers with pending entries whose liveness key has expired are dead: their entries are
+  // taken over (queued in the campaign's recover list).
+  // `conn` is the calling coroutine's own connection (a connection serves one pipeline at a time).
+  asio::awaitable<void> find_dead_consumers(queue::connection& conn) {
+    auto since = std::chrono::steady_clock::now() - last_scan_;
+    if (since < std::chrono::seconds(1)) co_return;
+    last_scan_ = std::chrono::steady_clock::now();
+    request req;
+    std::vector<campaign_rt*> scanned;
+    for (auto& [id, c] : campaigns_) {
+      if (!c->served()) continue;
+      req.command("XINFO", "CONSUMERS", c->stream_key, queue::consumer_group);
+      scanned.push_back(c.get());
+    }
+    if (req.empty()) co_return;
+    std::vector<reply_ptr> replies;
+    if (co_await conn.async_exec(req, replies)) co_return;
+    std::vector<std::pair<campaign_rt*, std::string>> candidates;
+    for (std::size_t i = 0; i < scanned.size(); ++i) {
+      const redisReply* list = replies[i].get();
+      if (list->type != REDIS_REPLY_ARRAY) continue;
+      for (std::size_t k = 0; k < list->elements; ++k) {
+        const redisReply* info = list->element[k];
+        if (info->type != REDIS_REPLY_ARRAY) continue;
+        std::string_view name;
+        std::int64_t pending = 0;
+        for (std::size_t f = 0; f + 1 < info->elements; f += 2) {
+          auto key = queue::as_string(info->element[f]);
+          if (key == "name") name = queue::as_string(info->element[f + 1]);
+          else if (key == "pending") pending = queue::as_integer(info->element[f + 1]).value_or(0);
+        }
+        if (pending > 0 && name != consumer_) candidates.emplace_back(scanned[i], std::string(name));
+      }
+    }
+    if (candidates.empty()) co_return;
+    req.clear();
+    for (auto& [c, name] : candidates) req.command("EXISTS", keys_.consumer_alive(name));
+    if (co_await conn.async_exec(req, replies)) co_return;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      if (queue::as_integer(replies[i].get()).value_or(1) != 0) continue;
+      auto& [c, name] = candidates[i];
+      if (std::find(c->recover.begin(), c->recover.end(), name) != c->recover.end()) continue;
+      log::warn("consumer is dead; taking over its pending entries", {{"shard", index_}, {"campaign", c->def.id}, {"consumer", name}});
+      c->recover.push_back(name);
+      pull_wake_.notify();
     }
   }
 
@@ -480,8 +802,7 @@ class shard::impl final : public adapters::delivery_listener {
       co_return;
     }
     std::vector<std::string> ids;
-    if (replies[0]->type == REDIS_REPLY_ARRAY)
-      for (std::size_t i = 0; i < replies[0]->elements; ++i) ids.emplace_back(queue::as_string(replies[0]->element[i]));
+    for (std::size_t i = 0; i < replies[0]->elements; ++i) ids.emplace_back(queue::as_string(replies[0]->element[i]));
 
     for (auto& [id, c] : campaigns_) c->in_registry = false;
     req.clear();
@@ -526,6 +847,9 @@ class shard::impl final : public adapters::delivery_listener {
 
   void add_campaign(const std::string& id, const redisReply* hash) {
     auto c = std::make_unique<campaign_rt>();
+    c->def.id = id;
+    c->stream_key = keys_.recipients(id);
+    c->inflight_key = keys_.inflight(id);
     std::vector<std::pair<std::string_view, std::string_view>> fields;
     if (hash && hash->type == REDIS_REPLY_ARRAY)
       for (std::size_t i = 0; i + 1 < hash->elements; i += 2)
@@ -533,26 +857,28 @@ class shard::impl final : public adapters::delivery_listener {
     std::string error;
     auto def = queue::campaign_definition::from_fields(id, fields, error);
     if (!def) {
-      c->usable = false;
-      log::error("campaign definition is unusable; the campaign is not served", {{"campaign", id}, {"error", error}});
-      c->def.id = id;
+      c->mode = serve_mode::fail_all;
+      c->unusable_reason = "campaign definition unusable: " + error;
     } else {
       c->def = std::move(*def);
-      c->stream_key = keys_.recipients(id);
       c->weight = c->def.priority + 1;
       c->active = c->def.state == "active";
       if (c->def.kind != queue::channel::email) {
-        c->usable = false;
+        c->mode = serve_mode::not_served;
         if (index_ == 0) log::warn("no adapter for the campaign's channel in this engine; not served", {{"campaign", id}, {"channel", queue::to_string(c->def.kind)}});
       } else {
-        c->renderer = campaign_renderer::compile(c->def, cfg_.email.message_id_domain, error);
+        c->renderer = campaign_renderer::compile(c->def, cfg_, error);
         if (!c->renderer) {
-          c->usable = false;
-          log::error("campaign templates do not compile; the campaign is not served", {{"campaign", id}, {"error", error}});
+          c->mode = serve_mode::fail_all;
+          c->unusable_reason = "campaign templates unusable: " + error;
         }
       }
     }
-    if (c->usable && index_ == 0) log::info("serving campaign", {{"campaign", id}, {"priority", c->def.priority}});
+    c->policy = &cfg_.policy(c->def.category);
+    if (c->mode == serve_mode::fail_all && index_ == 0)
+      log::error("campaign cannot be sent; each recipient is recorded failed", {{"campaign", id}, {"error", c->unusable_reason}});
+    else if (c->mode == serve_mode::send && index_ == 0)
+      log::info("serving campaign", {{"campaign", id}, {"priority", c->def.priority}});
     campaigns_.emplace(id, std::move(c));
     pull_wake_.notify();
   }
@@ -563,19 +889,23 @@ class shard::impl final : public adapters::delivery_listener {
   engine_totals& totals_;
   asio::io_context ioc_;
   queue::keys keys_;
-  queue::connection pull_conn_, record_conn_, control_conn_;
-  std::unique_ptr<adapters::smtp::pool> pool_;
+  queue::connection pull_conn_, record_conn_, control_conn_, mark_conn_;
+  std::unique_ptr<adapters::smtp::smtp_messenger> pool_;
   std::vector<std::unique_ptr<slot>> slots_;
   std::vector<std::uint32_t> free_;
+  std::deque<std::uint32_t> ready_;  // rendered, waiting for their in-flight mark
+  std::size_t send_window_ = 0;
+  std::size_t on_wire_ = 0;          // pushed to the adapter, no outcome yet
   std::size_t held_ = 0;
   std::size_t records_waiting_ = 0;
   std::map<std::string, std::unique_ptr<campaign_rt>, std::less<>> campaigns_;
-  event pull_wake_, record_wake_, registry_wake_, drained_, recorder_done_;
+  event pull_wake_, record_wake_, registry_wake_, mark_wake_, drained_, loops_done_;
   std::string consumer_;
+  std::chrono::steady_clock::time_point last_scan_{};
+  std::size_t loops_running_ = 0;
   bool stopping_ = false;
   bool pulling_ = true;
-  bool recorder_stop_ = false;
-  bool recorder_running_ = false;
+  bool loops_stop_ = false;
   bool fatal_ = false;
   bool registry_loaded_ = false;
   bool abandon_records_ = false;

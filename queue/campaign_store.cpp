@@ -116,7 +116,7 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
   request req;
   req.command("HMGET", k.campaign(id), "state", "channel", "category", "tenant", "priority", "total",
               "created_at", "finished_at", "id");
-  req.command("HMGET", k.counts(id), "sent", "failed", "skipped", "ambiguous");
+  req.command("HMGET", k.counts(id), "sent", "failed", "skipped", "ambiguous", "resent");
   req.command("XLEN", k.recipients(id));
   std::vector<reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
@@ -142,6 +142,7 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
   if (counts->type == REDIS_REPLY_ARRAY) {
     for (std::size_t i = 0; i < counts->elements && i < s.counts.size(); ++i)
       s.counts[i] = as_integer(counts->element[i]).value_or(0);
+    if (counts->elements > s.counts.size()) s.resent = as_integer(counts->element[s.counts.size()]).value_or(0);
   }
   s.enqueued = as_integer(replies[2].get()).value_or(0);
   co_return s;
@@ -161,6 +162,37 @@ asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const ke
   co_return std::error_code{};
 }
 
+std::size_t for_each_entry_in(const redisReply* entries, const std::function<void(const stream_entry&)>& on_entry) {
+  if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
+  std::size_t n = 0;
+  for (std::size_t e = 0; e < entries->elements; ++e) {
+    const redisReply* entry = entries->element[e];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+    stream_entry out;
+    out.id = as_string(entry->element[0]);
+    const redisReply* fields = entry->element[1];
+    bool have_to = false;
+    if (fields->type == REDIS_REPLY_ARRAY) {
+      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
+        auto name = as_string(fields->element[f]);
+        auto value = as_string(fields->element[f + 1]);
+        if (name == field_to) {
+          out.to = value;
+          have_to = true;
+        } else if (name == field_member) {
+          out.member = value;
+        } else if (name == field_data) {
+          out.data = value;
+        }
+      }
+    }
+    out.well_formed = have_to && !out.to.empty();
+    on_entry(out);
+    ++n;
+  }
+  return n;
+}
+
 std::size_t for_each_entry(const redisReply* reply,
                            const std::function<void(std::string_view, const stream_entry&)>& on_entry) {
   // [[stream, [[id, [f, v, ...]] | [id, nil], ...]], ...]
@@ -170,45 +202,21 @@ std::size_t for_each_entry(const redisReply* reply,
     const redisReply* stream = reply->element[s];
     if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
     auto key = as_string(stream->element[0]);
-    const redisReply* entries = stream->element[1];
-    if (entries->type != REDIS_REPLY_ARRAY) continue;
-    for (std::size_t e = 0; e < entries->elements; ++e) {
-      const redisReply* entry = entries->element[e];
-      if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
-      stream_entry out;
-      out.id = as_string(entry->element[0]);
-      const redisReply* fields = entry->element[1];
-      bool have_to = false;
-      if (fields->type == REDIS_REPLY_ARRAY) {
-        for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
-          auto name = as_string(fields->element[f]);
-          auto value = as_string(fields->element[f + 1]);
-          if (name == field_to) {
-            out.to = value;
-            have_to = true;
-          } else if (name == field_member) {
-            out.member = value;
-          } else if (name == field_data) {
-            out.data = value;
-          }
-        }
-      }
-      out.well_formed = have_to && !out.to.empty();
-      on_entry(key, out);
-      ++n;
-    }
+    n += for_each_entry_in(stream->element[1], [&](const stream_entry& e) { on_entry(key, e); });
   }
   return n;
 }
 
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now, const std::vector<outcome_record>& records) {
-  req.begin(3 + 4 + 2 + 4 * records.size());
-  req.arg("EVAL").arg(record_outcomes_script).arg(4);
+  req.begin(3 + 5 + 2 + 5 * records.size());
+  req.arg("EVAL").arg(record_outcomes_script).arg(5);
   req.arg(k.recipients(campaign_id)).arg(k.counts(campaign_id)).arg(k.outcomes(campaign_id))
-      .arg(k.campaign(campaign_id));
+      .arg(k.campaign(campaign_id)).arg(k.inflight(campaign_id));
   req.arg(consumer_group).arg(now);
-  for (const auto& r : records) req.arg(r.entry_id).arg(to_string(r.state)).arg(r.member).arg(r.reason);
+  for (const auto& r : records)
+    req.arg(r.entry_id).arg(r.state ? to_string(*r.state) : std::string_view("release")).arg(r.member)
+        .arg(r.reason).arg(r.resent ? "r" : "");
 }
 
 }  // namespace budstikke::queue

@@ -56,6 +56,7 @@ struct campaign_status {
   std::optional<std::int64_t> total;  // absent until the campaign is sealed
   std::int64_t enqueued = 0;          // entries in the recipient stream
   std::array<std::int64_t, 4> counts{};  // by final_state
+  std::int64_t resent = 0;  // sent again after an engine stopped while they were on the wire
   std::string created_at;
   std::string finished_at;
 
@@ -81,6 +82,9 @@ struct stream_entry {
   bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
 };
 
+// Walks a list of entries ([[id, [f, v, ...]], ...]: XRANGE, XCLAIM, one stream of XREADGROUP).
+std::size_t for_each_entry_in(const redisReply* entries, const std::function<void(const stream_entry&)>& on_entry);
+
 // Walks an XREADGROUP reply: calls `on_entry(stream_key, entry)` for each entry. Returns the
 // number of entries. Entries whose fields were deleted (nil) are passed with well_formed = false.
 std::size_t for_each_entry(const redisReply* reply,
@@ -89,9 +93,10 @@ std::size_t for_each_entry(const redisReply* reply,
 // Builds the EVAL that records a batch of outcomes of one campaign (see record_outcomes_script).
 struct outcome_record {
   std::string_view entry_id;
-  final_state state;
+  std::optional<final_state> state;  // nullopt: release the in-flight mark only (handed back)
   std::string_view member;
   std::string_view reason;
+  bool resent = false;               // resent after an engine stopped while it was on the wire
 };
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now_rfc3339, const std::vector<outcome_record>& records);

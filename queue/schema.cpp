@@ -46,6 +46,7 @@ std::vector<std::pair<std::string, std::string>> campaign_definition::to_fields(
       {"created_at", created_at},
   };
   if (total) f.emplace_back("total", std::to_string(*total));
+  if (sms_max_segments) f.emplace_back("sms_max_segments", std::to_string(*sms_max_segments));
   for (const auto& [name, source] : templates)
     f.emplace_back(std::string(template_field_prefix) + name, source);
   for (const auto& [name, source] : partials)
@@ -97,6 +98,14 @@ std::optional<campaign_definition> campaign_definition::from_fields(
         return std::nullopt;
       }
       c.total = t;
+    } else if (name == "sms_max_segments") {
+      int n = 0;
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 255) {
+        error = fmt::format("campaign {}: field 'sms_max_segments' is '{}', expected 1..255", id, value);
+        return std::nullopt;
+      }
+      c.sms_max_segments = n;
     } else if (name.substr(0, template_field_prefix.size()) == template_field_prefix) {
       c.templates.emplace(name.substr(template_field_prefix.size()), value);
     } else if (name.substr(0, partial_field_prefix.size()) == partial_field_prefix) {
@@ -115,17 +124,25 @@ local group = ARGV[1]
 local now = ARGV[2]
 local recorded = 0
 local add = {}
-for i = 3, #ARGV, 4 do
+local released = {}
+for i = 3, #ARGV, 5 do
   local id, state = ARGV[i], ARGV[i + 1]
-  if redis.call('XACK', KEYS[1], group, id) == 1 then
+  if state == 'release' then
+    released[#released + 1] = id
+  elseif redis.call('XACK', KEYS[1], group, id) == 1 then
     add[state] = (add[state] or 0) + 1
+    if ARGV[i + 4] == 'r' then add['resent'] = (add['resent'] or 0) + 1 end
     if state ~= 'sent' then
       redis.call('XADD', KEYS[3], '*', 'entry', id, 'member', ARGV[i + 2], 'state', state,
                  'reason', ARGV[i + 3], 'at', now)
     end
     recorded = recorded + 1
+    released[#released + 1] = id
+  else
+    released[#released + 1] = id
   end
 end
+if #released > 0 then redis.call('HDEL', KEYS[5], unpack(released)) end
 for state, n in pairs(add) do
   redis.call('HINCRBY', KEYS[2], state, n)
 end

@@ -29,6 +29,11 @@ class keys {
   std::string counts(std::string_view id) const { return campaign(id) + ":counts"; }
   // STREAM: one entry per recipient that did not end `sent`, with its reason.
   std::string outcomes(std::string_view id) const { return campaign(id) + ":outcomes"; }
+  // HASH: entry id -> ms since the epoch, for entries put on the wire and not yet recorded.
+  // What is still here after a crash may have reached the relay (RFC 1047).
+  std::string inflight(std::string_view id) const { return campaign(id) + ":inflight"; }
+  // STRING with a TTL: exists while the consumer (one engine shard) is alive.
+  std::string consumer_alive(std::string_view consumer) const { return prefix_ + "consumer:" + std::string(consumer); }
   // ZSET: the registry of campaigns the engine serves (member = id, score = priority).
   std::string registry() const { return prefix_ + "campaigns"; }
   // ZSET: every campaign ever enqueued (member = id, score = creation time in ms), for `status`.
@@ -68,6 +73,7 @@ struct campaign_definition {
   std::string state = "active";  // active | paused | cancelled | done
   std::optional<std::int64_t> total;  // set once every recipient has been added
   std::string created_at;     // RFC 3339 UTC
+  std::optional<int> sms_max_segments;  // overrides the engine's sms.max_segments (1..255)
   // Template sources, copied in at enqueue time: subject, text, html, sms.
   std::map<std::string, std::string, std::less<>> templates;
   // Partials by name, copied in at enqueue time.
@@ -90,10 +96,12 @@ inline constexpr std::string_view field_member = "id";    // member id (optional
 inline constexpr std::string_view field_data = "data";    // JSON object of template variables
 
 // Records a batch of outcomes of one campaign atomically and idempotently.
-// KEYS: recipients, counts, outcomes, campaign. ARGV: group, now, then 4 per record:
-// entry id, state, member id, reason. An entry counts only if XACK removed it from the pending
-// list, so replaying a batch after a lost reply never counts twice. Returns
-// {recorded, done} where done = 1 if this call completed the campaign.
+// KEYS: recipients, counts, outcomes, campaign, inflight. ARGV: group, now, then 5 per record:
+// entry id, state, member id, reason, flags. An entry counts only if XACK removed it from the
+// pending list, so replaying a batch after a lost reply never counts twice. State `release`
+// only clears the in-flight mark (the entry stays pending: it was handed back, not sent). Flag
+// `r`: the entry was resent after an engine stopped while it was on the wire (counted in
+// `resent`). Returns {recorded, done}, done = 1 if this call completed the campaign.
 extern const std::string_view record_outcomes_script;
 
 }  // namespace budstikke::queue

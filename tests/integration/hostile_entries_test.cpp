@@ -115,3 +115,48 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   for (std::size_t i = 0; i < header.size(); ++i)
     if (header[i] == '\n') CHECK((i > 0 && header[i - 1] == '\r'));
 }
+
+TEST_CASE("e2e: a campaign whose definition is unusable fails each recipient with the reason, and completes") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto sink = start_own_sink(dir);
+  auto config = write_config(dir, redis, sink.port);
+  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
+    q::campaign_definition def;
+    def.id = "broken";
+    def.from_address = "nyheter@forbundet.example";
+    def.templates = {{"text", "Hei {{#name}}\n"}};  // an unclosed section: does not compile
+    q::campaign_writer writer(conn, q::keys(), def);
+    std::string error;
+    auto created = co_await writer.async_create(error);
+    REQUIRE_FALSE(created);
+    for (int i = 0; i < 4; ++i) writer.add("m" + std::to_string(i) + "@avd1.example", "M" + std::to_string(i), "{}");
+    auto sealed = co_await writer.async_seal(error);
+    REQUIRE_FALSE(sealed);
+    // A second campaign whose hash a buggy portal wrote with a priority that is not a number.
+    q::campaign_definition def2 = def;
+    def2.id = "broken2";
+    def2.templates = {{"text", "Hei\n"}};
+    q::campaign_writer writer2(conn, q::keys(), def2);
+    created = co_await writer2.async_create(error);
+    REQUIRE_FALSE(created);
+    writer2.add("a@avd1.example", "A", "{}");
+    sealed = co_await writer2.async_seal(error);
+    REQUIRE_FALSE(sealed);
+    q::request req;
+    req.command("HSET", q::keys().campaign("broken2"), "priority", "high");
+    std::vector<q::reply_ptr> replies;
+    auto set = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(set);
+  });
+  auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"});
+  INFO(run.output);
+  REQUIRE(run.code == 0);
+  auto s = campaign_status(dir, config, "broken");
+  require_adds_up(s, 4);
+  CHECK(field(s, "failed") == 4);
+  auto s2 = campaign_status(dir, config, "broken2");
+  require_adds_up(s2, 1);
+  CHECK(field(s2, "failed") == 1);
+  CHECK(run.output.find("field 'priority' is 'high'") != std::string::npos);
+}

@@ -79,7 +79,8 @@ TEST_CASE("schema: recording outcomes is one EVAL with four arguments per record
   append_record_outcomes(req, keys("p:"), "c1", "2026-11-23T00:00:00.000Z", recs);
   CHECK(req.commands() == 1);
   const auto& p = req.payload();
-  CHECK(p.rfind("*17\r\n$4\r\nEVAL\r\n", 0) == 0);
+  CHECK(p.rfind("*20\r\n$4\r\nEVAL\r\n", 0) == 0);
+  CHECK(p.find("$24\r\np:campaign:{c1}:inflight\r\n") != std::string::npos);
   CHECK(p.find("$15\r\np:campaign:{c1}\r\n") != std::string::npos);
-  CHECK(p.find("$7\r\nskipped\r\n$2\r\nm2\r\n$15\r\ninvalid address\r\n") != std::string::npos);
+  CHECK(p.find("$7\r\nskipped\r\n$2\r\nm2\r\n$15\r\ninvalid address\r\n$0\r\n\r\n") != std::string::npos);
 }
