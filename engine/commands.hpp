@@ -25,6 +25,9 @@ struct enqueue_options {
   std::string from;
   std::string from_name;
   bool skip_invalid = false;  // enqueue the valid lines and report the rest, instead of refusing
+  std::optional<int> sms_max_segments;  // overrides sms.max_segments for this campaign
+  bool dry_run = false;               // render the first dry_run_count recipients instead (engine/preview.hpp)
+  std::size_t dry_run_count = 10;
 };
 
 int enqueue_command(const config& cfg, const enqueue_options& opt);

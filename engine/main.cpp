@@ -1,4 +1,4 @@
-// budstikke <command>: run, enqueue, status, sink, bench. Exceptions stop here, as one clear
+// budstikke <command>: run, enqueue, status, render, sink, bench. Exceptions stop here, as one clear
 // message and exit code 2 (usage, configuration, input) or 1 (runtime).
 #include <iostream>
 
@@ -10,6 +10,7 @@
 #include "engine/commands.hpp"
 #include "engine/config.hpp"
 #include "engine/log.hpp"
+#include "engine/preview.hpp"
 #include "engine/runner.hpp"
 
 using namespace budstikke;
@@ -86,6 +87,22 @@ int main(int argc, char** argv) {
   enqueue->add_option("--from", enq.from, "Sender address (e-mail)");
   enqueue->add_option("--from-name", enq.from_name, "Sender display name (e-mail)");
   enqueue->add_flag("--skip-invalid", enq.skip_invalid, "Enqueue the valid lines and report the others, instead of refusing the file");
+  enqueue->add_option("--sms-max-segments", enq.sms_max_segments, "Longest SMS in segments; longer ones are skipped (default sms.max_segments)")->check(CLI::Range(1, 255));
+  enqueue->add_flag("--dry-run", enq.dry_run, "Render the first recipients, report variables their data lacks, enqueue nothing");
+  enqueue->add_option("--dry-run-count", enq.dry_run_count, "Recipients to render with --dry-run")->check(CLI::Range(1, 1000000))->capture_default_str();
+
+  common_options render_common;
+  engine::render_options rnd;
+  auto* render = app.add_subcommand("render", "Print one rendered message (full MIME, or SMS text, encoding and segments)");
+  add_common(render, render_common);
+  render->add_option("--template", rnd.template_dir, "Template directory")->required();
+  render->add_option("--data", rnd.data, "Recipient: a JSON object, or a recipient file whose first recipient is used")->required();
+  render->add_option("--channel", rnd.channel, "email or sms")->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
+  render->add_option("--category", rnd.category, "Message category (decides List-Unsubscribe)")->capture_default_str();
+  render->add_option("--campaign", rnd.campaign, "Campaign id shown in headers and tokens")->capture_default_str();
+  render->add_option("--from", rnd.from, "Sender address")->capture_default_str();
+  render->add_option("--from-name", rnd.from_name, "Sender display name");
+  render->add_option("--sms-max-segments", rnd.sms_max_segments, "Longest SMS in segments (default sms.max_segments)")->check(CLI::Range(1, 255));
 
   common_options st_common;
   engine::status_options st;
@@ -130,6 +147,7 @@ int main(int argc, char** argv) {
     }
     if (*enqueue) return engine::enqueue_command(resolve_config(enq_common), enq);
     if (*status) return engine::status_command(resolve_config(st_common), st);
+    if (*render) return engine::render_command(resolve_config(render_common), rnd);
     if (*sink_smtp) {
       auto [host, port] = parse_listen(sink_listen);
       sink_opt.listen_host = host;

@@ -39,11 +39,12 @@ std::string_view sanitize_header_text(std::string_view in) {
 }
 
 // Addresses and message ids are ASCII tokens: anything else (controls, blanks, 8-bit, brackets)
-// is dropped rather than allowed to change the header's structure.
-void append_token(std::string_view in, std::string& out) {
+// is dropped rather than allowed to change the header's structure. With `utf8` (RFC 6532), 8-bit
+// bytes stay; they cannot end a header line.
+void append_token(std::string_view in, std::string& out, bool utf8 = false) {
   for (const char c : in) {
     const auto u = static_cast<unsigned char>(c);
-    if (u > 0x20 && u < 0x7F && c != '<' && c != '>') out.push_back(c);
+    if ((u > 0x20 && u < 0x7F && c != '<' && c != '>') || (utf8 && u >= 0x80)) out.push_back(c);
   }
 }
 
@@ -204,12 +205,12 @@ void write_unstructured(std::string& out, std::string_view name, std::string_vie
 
 constexpr std::string_view rfc5322_specials = "()<>[]:;@\\,.\"";
 
-void write_mailbox(std::string& out, std::string_view name, const mailbox& box) {
+void write_mailbox(std::string& out, std::string_view name, const mailbox& box, bool utf8) {
   const auto display = sanitize_header_text(box.display_name);
   header_writer h(out, name);
   thread_local std::string address;
   address.clear();
-  append_token(box.address, address);
+  append_token(box.address, address, utf8);
   if (display.empty()) {
     h.raw(address);
     return;
@@ -327,8 +328,8 @@ void append_quoted_printable(std::string_view in, std::string& out) {
 void build_email(const email_content& c, std::string& out) {
   out.reserve(out.size() + 1024 + (c.text.size() + c.html.size()) * 11 / 10);
 
-  write_mailbox(out, "From", c.from);
-  write_mailbox(out, "To", c.to);
+  write_mailbox(out, "From", c.from, c.smtputf8);
+  write_mailbox(out, "To", c.to, c.smtputf8);
   write_unstructured(out, "Subject", c.subject, true);
   write_date(out, c.date);
   const auto id_start = out.size();

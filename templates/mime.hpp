@@ -16,7 +16,7 @@ namespace budstikke::templates {
 
 struct mailbox {
   std::string_view display_name;  // UTF-8, may be empty
-  std::string_view address;       // ASCII (IDN handled by the caller)
+  std::string_view address;       // ASCII (IDN in xn-- form), or UTF-8 when the message is smtputf8
 };
 
 struct header_field {
@@ -36,6 +36,8 @@ struct email_content {
   // and names of headers this builder writes itself (From, To, Subject, Date, Message-ID,
   // MIME-Version, Content-*) or that must never travel in a message (Bcc).
   std::span<const header_field> extra_headers;
+  // The message travels with SMTPUTF8 (RFC 6531/6532): addresses may keep their UTF-8 characters.
+  bool smtputf8 = false;
 };
 
 // Appends the complete message (headers, blank line, body) to `out`.
