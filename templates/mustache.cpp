@@ -620,6 +620,7 @@ class renderer {
           if (const auto* v = lookup(u, n.name, ctx); v && truthy(*v)) {
             if (v->is_array()) {
               for (const auto& element : v->get_array()) {
+                if (!spend()) break;  // nested sections over arrays multiply too
                 const context_frame frame{&element, ctx};
                 render(u, i + 1, n.end, &frame, indent, overrides);
               }
@@ -743,7 +744,7 @@ class renderer {
 
   void expand(std::uint32_t target, const node& n, const context_frame* ctx, const indent_frame* indent,
               const override_frame* overrides) {
-    if (target == no_unit || depth_ >= max_expansion_depth) return;
+    if (target == no_unit || depth_ >= max_expansion_depth || !spend()) return;
     const unit& t = set_.units[target];
     // A standalone tag indents every line of what it expands to; an inline one leaves it as is.
     const indent_frame own{n.text, indent};
@@ -767,7 +768,7 @@ class renderer {
         }
       }
     }
-    if (depth_ >= max_expansion_depth) return;
+    if (depth_ >= max_expansion_depth || !spend()) return;
     const node& c = content_unit->nodes[content];
     const indent_frame own{n.text, indent};
     const indent_frame* inner = n.standalone && !n.text.empty() ? &own : indent;
@@ -778,10 +779,28 @@ class renderer {
     --depth_;
   }
 
+  // A partial that includes itself twice doubles the work at every level: the depth limit alone
+  // would allow 2^100 expansions. Every expansion spends from a budget; so does output size.
+  bool spend() {
+    if (++expansions_ > compiled_template::max_render_expansions ||
+        out_.size() - start_size_ > compiled_template::max_render_bytes) {
+      over_budget_ = true;
+      return false;
+    }
+    return true;
+  }
+
+ public:
+  bool over_budget() const { return over_budget_; }
+
+ private:
   const template_set& set_;
   std::string& out_;
   const escape_mode escape_;
   const missing_variable_fn* const on_missing_;
+  const std::size_t start_size_ = out_.size();
+  std::size_t expansions_ = 0;
+  bool over_budget_ = false;
   int depth_ = 0;
 };
 
@@ -854,13 +873,14 @@ compiled_template::compile(std::string_view source, const partial_sources& parti
   return t;
 }
 
-void compiled_template::render(const boost::json::value& context, std::string& out, escape_mode escape,
+bool compiled_template::render(const boost::json::value& context, std::string& out, escape_mode escape,
                                const missing_variable_fn* on_missing) const {
-  if (!set_) return;
+  if (!set_) return true;
   const auto& root = set_->units.front();
   const detail::context_frame frame{&context, nullptr};
-  detail::renderer(*set_, out, escape, on_missing)
-      .render(root, 0, static_cast<std::uint32_t>(root.nodes.size()), &frame, nullptr, nullptr);
+  detail::renderer r(*set_, out, escape, on_missing);
+  r.render(root, 0, static_cast<std::uint32_t>(root.nodes.size()), &frame, nullptr, nullptr);
+  return !r.over_budget();
 }
 
 const std::vector<std::string>& compiled_template::variables() const {

@@ -60,8 +60,14 @@ class compiled_template {
   // Appends the rendering to `out` (the caller clears and reuses it). Safe to call concurrently.
   // `on_missing` is called with the dotted name of every interpolated variable the context lacks.
   // Sections are falsey for null, false, 0, "" and [] (JavaScript truthiness, as in mustache.js).
-  void render(const boost::json::value& context, std::string& out, escape_mode escape = escape_mode::html,
+  // Returns false when the rendering was cut off because it exceeded the render budget
+  // (max_render_expansions partial/block expansions, or max_render_bytes of output): recursive
+  // partials can otherwise grow exponentially. The output is then incomplete and must not be sent.
+  bool render(const boost::json::value& context, std::string& out, escape_mode escape = escape_mode::html,
               const missing_variable_fn* on_missing = nullptr) const;
+
+  static constexpr std::size_t max_render_expansions = 100000;
+  static constexpr std::size_t max_render_bytes = 16 * 1024 * 1024;
 
   // Top-level variable names the template reads: first segments of the names used outside any
   // (non-inverted) section, following static partials and parents. Names used inside sections
