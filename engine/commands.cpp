@@ -66,12 +66,28 @@ template_set_files load_template_set(const std::string& dir) {
       else set.partials[stem] = read_file(entry.path());
     }
   };
+  // A shared layout first, so that the set's own partials of the same name win.
+  std::string layout_note;
+  if (auto extends = root / "extends"; fs::exists(extends)) {
+    auto line = read_file(extends);
+    line = line.substr(0, line.find_first_of("\r\n"));
+    auto layout = (root / line).lexically_normal();
+    if (line.empty() || !fs::is_directory(layout))
+      throw std::runtime_error(fmt::format("{}: '{}' is not a layout directory", extends.string(), line));
+    collect(layout, false);
+    collect(layout / "partials", false);
+    layout_note = fmt::format(", nor in the layout {}", layout.string());
+  }
   collect(root, true);
   collect(root / "partials", false);
   templates::partial_sources partials(set.partials.begin(), set.partials.end());
   for (const auto& [name, source] : set.templates) {
-    auto compiled = templates::compiled_template::compile(source, partials, (root / (name + ".mustache")).string());
+    auto file = (root / (name + ".mustache")).string();
+    auto compiled = templates::compiled_template::compile(source, partials, file);
     if (!compiled) throw std::runtime_error(compiled.error().to_string());
+    if (!compiled->unresolved_partials().empty())
+      throw std::runtime_error(fmt::format("{}: partial '{}' is not in {} or its partials/{}", file,
+                                           compiled->unresolved_partials().front(), dir, layout_note));
   }
   return set;
 }

@@ -40,13 +40,16 @@ struct status_options {
 int status_command(const config& cfg, const status_options& opt);
 
 // Template sets: subject/text/html/sms.mustache; every other *.mustache file in the directory or
-// in its partials/ subdirectory is a partial named after the file.
+// in its partials/ subdirectory is a partial named after the file. A file `extends` names (on its
+// first line, relative to the set) a shared layout directory whose *.mustache files, and those in
+// its partials/, are partials too; the set's own files win over the layout's of the same name.
+// Every partial is copied into the campaign, so the campaign no longer depends on the files.
 struct template_set_files {
   std::map<std::string, std::string, std::less<>> templates;
   std::map<std::string, std::string, std::less<>> partials;
 };
 // Reads and compiles every template of the set; throws std::runtime_error naming file, line and
-// column of the first template that does not compile.
+// column of the first template that does not compile, or the file using a partial that is missing.
 template_set_files load_template_set(const std::string& dir);
 
 }  // namespace budstikke::engine

@@ -79,6 +79,7 @@ struct template_set {
   std::vector<unit> units;  // units[0] is the template itself
   std::map<std::string, std::uint32_t, std::less<>> partials;
   std::vector<std::string> variables;
+  std::vector<std::string> unresolved;  // static partial and parent names not in the set
 };
 
 namespace {
@@ -847,8 +848,11 @@ compiled_template::compile(std::string_view source, const partial_sources& parti
     for (auto& n : u.nodes) {
       if (n.kind != detail::node_kind::partial && n.kind != detail::node_kind::parent) continue;
       if (const auto it = set->partials.find(n.name.full); it != set->partials.end()) n.target = it->second;
+      else set->unresolved.emplace_back(n.name.full);
     }
   }
+  std::sort(set->unresolved.begin(), set->unresolved.end());
+  set->unresolved.erase(std::unique(set->unresolved.begin(), set->unresolved.end()), set->unresolved.end());
 
   std::set<std::string, std::less<>> names;
   std::vector<bool> seen(set->units.size(), false);
@@ -886,6 +890,11 @@ bool compiled_template::render(const boost::json::value& context, std::string& o
 const std::vector<std::string>& compiled_template::variables() const {
   static const std::vector<std::string> none;
   return set_ ? set_->variables : none;
+}
+
+const std::vector<std::string>& compiled_template::unresolved_partials() const {
+  static const std::vector<std::string> none;
+  return set_ ? set_->unresolved : none;
 }
 
 const std::string& compiled_template::name() const {

@@ -74,6 +74,11 @@ class compiled_template {
   // may belong to the section's own value, so they are not listed. Sorted, unique.
   const std::vector<std::string>& variables() const;
 
+  // Names of static partials and parents ({{> name}}, {{< name}}) used by the template or its
+  // partials but missing from the set: they render empty, as the spec says, which is rarely what
+  // a campaign means. Sorted, unique.
+  const std::vector<std::string>& unresolved_partials() const;
+
   const std::string& name() const;
 
  private:

@@ -61,3 +61,48 @@ TEST_CASE("engine: BUDSTIKKE_REDIS overrides the file") {
   CHECK(cfg.redis.port == 7000);
   CHECK(cfg.redis.database == 3);
 }
+
+TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a file, never the YAML") {
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  const std::string yaml = "email:\n  unsubscribe_url: https://min.example/avmeld?t={token}\n";
+  auto error = load_error(yaml);
+  CHECK(error.find("List-Unsubscribe is configured for newsletter, winback but there is no secret") != std::string::npos);
+  CHECK(error.find("BUDSTIKKE_UNSUBSCRIBE_SECRET") != std::string::npos);
+
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "short", 1);
+  CHECK(load_error(yaml).find("shorter than 16 bytes") != std::string::npos);
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "sixteen-bytes-or-more", 1);
+  auto p = write_yaml(yaml + "  unsubscribe_categories: [newsletter]\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  CHECK(cfg.email.unsubscribe_secret == "sixteen-bytes-or-more");
+  CHECK(cfg.email.unsubscribe_enabled("newsletter"));
+  CHECK_FALSE(cfg.email.unsubscribe_enabled("winback"));
+
+  auto secret_file = write_yaml("from-a-file-0123456789\n");
+  auto q = write_yaml(yaml + "  unsubscribe_secret_file: " + secret_file.string() + "\n");
+  CHECK(load_config(q.string()).email.unsubscribe_secret == "from-a-file-0123456789");
+  fs::remove(q);
+  fs::remove(secret_file);
+
+  CHECK(load_error("email:\n  unsubscribe_secret: x\n").find("unknown key") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_url: http://min.example/{token}\n").find("https://") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_url: https://min.example/avmeld\n").find("{token}") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_mailto: avmeld@min.example\n").find("mailto:") != std::string::npos);
+  // Without a URL there are no headers, so no secret is needed.
+  CHECK(load_error("email:\n  unsubscribe_categories: [newsletter]\n").empty());
+}
+
+TEST_CASE("engine: sms settings") {
+  auto p = write_yaml("sms:\n  normalise: false\n  max_segments: 3\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  CHECK_FALSE(cfg.sms.normalise);
+  CHECK(cfg.sms.max_segments == 3);
+  CHECK(default_config().sms.normalise);
+  CHECK(default_config().sms.max_segments == 6);
+  CHECK(load_error("sms:\n  max_segments: 0\n").find("sms.max_segments") != std::string::npos);
+  CHECK(load_error("sms:\n  normalise: maybe\n").find("expected true or false") != std::string::npos);
+}
