@@ -5,6 +5,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "adapters/smtp/pool.hpp"
 
 namespace budstikke::adapters::smtp {
@@ -18,7 +22,9 @@ namespace asio = boost::asio;
 // left does the engine see it (transient), so each push still gets exactly one on_delivered.
 class relay_set final : public smtp_messenger {
  public:
-  relay_set(asio::any_io_executor ex, const smtp_config& cfg, delivery_listener& listener) : user_(listener) {
+  relay_set(asio::any_io_executor ex, const smtp_config& cfg, delivery_listener& listener)
+      : user_(listener), all_reported_(ex) {
+    all_reported_.expires_at(asio::steady_timer::time_point::max());
     auto list = cfg.effective_relays();
     relays_.reserve(list.size());
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -32,18 +38,20 @@ class relay_set final : public smtp_messenger {
   }
 
   void push(delivery& d) override {
+    ++outstanding_;
     relay* r = pick(0, true);
     if (r == nullptr) r = pick(0, false);  // all drained: the pool hands it back soon
     r->relay_pool->push(d);
   }
 
   void close() override {
-    closing_ = true;
     for (auto& r : relays_) r->relay_pool->close();
   }
 
   asio::awaitable<void> async_wait_closed() override {
     for (auto& r : relays_) co_await r->relay_pool->async_wait_closed();
+    // A delivery re-routed into a pool that had just finished comes back a little later.
+    while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 
  private:
@@ -62,7 +70,7 @@ class relay_set final : public smtp_messenger {
     long long total = 0;
     for (auto& r : relays_) {
       if ((tried >> r->index) & 1u) continue;
-      if (available_only && !r->relay_pool->available()) continue;
+      if (available_only && (!r->relay_pool->available() || r->relay_pool->closed())) continue;
       r->current += r->weight;
       total += r->weight;
       if (best == nullptr || r->current > best->current) best = r.get();
@@ -72,8 +80,7 @@ class relay_set final : public smtp_messenger {
   }
 
   void on_delivered(relay& from, delivery& d) {
-    // While closing, nothing moves between pools: a pool that has finished stays finished.
-    if (!closing_ && is_relay_failure(d)) {
+    if (is_relay_failure(d)) {
       auto it = tried_.find(&d);
       std::uint32_t tried = (it == tried_.end() ? 0u : it->second) | (1u << from.index);
       if (relay* next = pick(tried, true)) {
@@ -87,6 +94,7 @@ class relay_set final : public smtp_messenger {
       }
     }
     if (!tried_.empty()) tried_.erase(&d);
+    if (--outstanding_ == 0) all_reported_.cancel();
     user_.on_delivered(d);
   }
 
@@ -94,7 +102,8 @@ class relay_set final : public smtp_messenger {
   std::vector<std::unique_ptr<relay>> relays_;
   // Only deliveries that are being re-routed: the relays each has tried.
   std::unordered_map<const delivery*, std::uint32_t> tried_;
-  bool closing_ = false;
+  std::size_t outstanding_ = 0;  // pushed, not yet reported
+  asio::steady_timer all_reported_;
 };
 
 bool starts_with(std::string_view s, std::string_view prefix) noexcept {

@@ -295,7 +295,9 @@ struct pool::impl final : delivery_source, delivery_listener {
       }
       if (s.what == step::kind::close) break;
       if (s.what == step::kind::start_tls) {
-        s = co_await handshake(c) ? c.machine.on_tls_started() : c.machine.on_failure(error::tls_failed);
+        // Not `co_await ... ? ... : ...`: g++ 12 miscompiles co_await inside a conditional.
+        bool secured = co_await handshake(c);
+        s = secured ? c.machine.on_tls_started() : c.machine.on_failure(error::tls_failed);
       } else if (c.tls) {
         s = co_await advance(c, *c.tls, s);
       } else {
@@ -508,5 +510,7 @@ asio::awaitable<void> pool::async_wait_closed() {
 const pool::stats& pool::statistics() const { return impl_->st; }
 
 bool pool::available() const { return clock_type::now() >= impl_->relay_down_until; }
+
+bool pool::closed() const { return impl_->closed; }
 
 }  // namespace budstikke::adapters::smtp

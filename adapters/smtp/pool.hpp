@@ -43,6 +43,8 @@ class pool final : public smtp_messenger {
   // False while the relay is drained: a connect, TLS or AUTH failure or a 421, until its backoff
   // has passed. Deliveries pushed meanwhile come back transient unless a connection is up.
   bool available() const;
+  // close() has finished: a push now only comes back transient.
+  bool closed() const;
 
   struct stats {
     std::uint64_t connects, connect_failures, accepted, transient, permanent, ambiguous;
