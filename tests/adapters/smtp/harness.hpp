@@ -1,10 +1,13 @@
 // Shared by the SMTP integration tests: deliveries, a counting listener, a bounded io run.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "adapters/delivery.hpp"
+#include "adapters/smtp/messenger.hpp"
 #include "adapters/smtp/pool.hpp"
 
 namespace budstikke::test {
@@ -21,6 +25,13 @@ struct counting_listener final : adapters::delivery_listener {
   std::size_t delivered = 0;
   std::array<std::size_t, 4> by_outcome{};
   std::vector<adapters::delivery*> order;
+  // Each delivery must be reported exactly once.
+  bool each_once(const std::vector<adapters::delivery>& ds) const {
+    std::vector<const adapters::delivery*> seen(order.begin(), order.end());
+    std::sort(seen.begin(), seen.end());
+    if (std::adjacent_find(seen.begin(), seen.end()) != seen.end()) return false;
+    return seen.size() == ds.size();
+  }
   void on_delivered(adapters::delivery& d) override {
     ++delivered;
     ++by_outcome[static_cast<std::size_t>(d.result)];
@@ -57,7 +68,7 @@ inline std::vector<adapters::delivery> make_deliveries(std::size_t n, const std:
 // Pushes everything, closes the pool, and runs `io` until the pool has closed (or `limit`).
 // Returns true when it closed in time.
 template <class AfterClosed>
-bool push_all_and_close(boost::asio::io_context& io, adapters::smtp::pool& p,
+bool push_all_and_close(boost::asio::io_context& io, adapters::smtp::smtp_messenger& p,
                         std::vector<adapters::delivery>& ds, std::chrono::milliseconds limit,
                         AfterClosed after_closed) {
   bool closed = false;
@@ -80,6 +91,20 @@ bool push_all_and_close(boost::asio::io_context& io, adapters::smtp::pool& p,
 inline void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
   io.restart();
   io.run_for(d);
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// What a server must have stored for a delivery: its data, ending in CRLF.
+inline std::string expected_stored(const adapters::delivery& d) {
+  std::string expected = d.data;
+  if (expected.size() < 2 || expected.compare(expected.size() - 2, 2, "\r\n") != 0) expected += "\r\n";
+  return expected;
 }
 
 inline std::filesystem::path temp_dir(const std::string& tag) {

@@ -20,16 +20,7 @@ using namespace budstikke;
 using namespace budstikke::adapters;
 using std::chrono::milliseconds;
 
-namespace {
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-}  // namespace
+using test::read_file;
 
 TEST_CASE("smtp pool to own sink: 2000 messages over 4 connections, stored byte for byte", "[smtp][pool]") {
   boost::asio::io_context io;
