@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
   sink_smtp->add_option("--reject-rcpt-containing", sink_opt.reject_rcpt_containing, "Answer 550 5.1.1 to recipients containing this text");
   sink_smtp->add_option("--reply-delay-ms", delay_ms, "Delay every reply by this many milliseconds")->check(CLI::Range(0, 60000));
   sink_smtp->add_option("--seed", sink_opt.seed, "Seed for the fault shares");
+  std::string sink_auth;
+  sink_smtp->add_option("--tls-cert", sink_opt.tls_cert_file, "PEM certificate (chain): offer STARTTLS")->check(CLI::ExistingFile);
+  sink_smtp->add_option("--tls-key", sink_opt.tls_key_file, "PEM private key for --tls-cert (default: the same file)")->check(CLI::ExistingFile);
+  sink_smtp->add_flag("--implicit-tls", sink_opt.implicit_tls, "TLS from the first byte (as on port 465) instead of STARTTLS");
+  sink_smtp->add_option("--auth", sink_auth, "USER:PASS: require AUTH PLAIN/LOGIN before MAIL (offered only over TLS unless listening on loopback)");
 
   bench::bench_options bopt;
   auto* bench_cmd = app.add_subcommand("bench", "Load benchmark: Redis + SMTP sink + engine on this machine");
@@ -154,6 +159,19 @@ int main(int argc, char** argv) {
       sink_opt.port = port;
       if (!maildir.empty()) sink_opt.maildir = maildir;
       sink_opt.reply_delay = std::chrono::milliseconds(delay_ms);
+      if (sink_opt.implicit_tls && sink_opt.tls_cert_file.empty()) {
+        std::cerr << "error: --implicit-tls needs --tls-cert\n";
+        return engine::exit_usage;
+      }
+      if (!sink_auth.empty()) {
+        auto colon = sink_auth.find(':');
+        if (colon == std::string::npos || colon == 0) {
+          std::cerr << "error: --auth expects USER:PASS\n";
+          return engine::exit_usage;
+        }
+        sink_opt.auth_user = sink_auth.substr(0, colon);
+        sink_opt.auth_password = sink_auth.substr(colon + 1);
+      }
       return adapters::sink::run_smtp_sink_until_signal(sink_opt);
     }
     if (*bench_cmd) return bench::run_bench(bopt);
