@@ -16,7 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
-          libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server)
+          libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server
+          python3-aiosmtpd openssl)
 
 # The fuzz build uses clang and its libFuzzer runtime.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
