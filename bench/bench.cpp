@@ -1,3 +1,4 @@
+#include "adapters/sink/throwaway_cert.hpp"
 #include "bench/bench.hpp"
 
 #include <cstdlib>
@@ -32,6 +33,7 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
   cmd->add_option("--redis", o.redis_url, "An existing Redis (redis://...) instead of starting one; the bench only adds its own campaign");
   cmd->add_flag("--json", o.json, "Print the result as one JSON object");
   cmd->add_flag("--keep", o.keep, "Keep the work directory with logs and config");
+  cmd->add_flag("--tls", o.tls, "STARTTLS: the own sink gets a throwaway certificate, the engine verifies it");
 }
 
 namespace {
@@ -128,6 +130,8 @@ int run_bench(const bench_options& opt) {
   std::string relay_host = "127.0.0.1";
   std::uint16_t relay_port = 0;
   std::string sink_name = opt.sink;
+  if (opt.tls && (opt.sink == "postfix" || !opt.relay.empty()))
+    throw std::runtime_error("--tls needs the own sink (smtp-sink and --relay have no throwaway certificate)");
   if (!opt.relay.empty()) {
     auto colon = opt.relay.rfind(':');
     if (colon == std::string::npos) throw std::runtime_error("--relay: expected HOST:PORT");
@@ -145,8 +149,16 @@ int run_bench(const bench_options& opt) {
       argv.insert(argv.end(), {listen, "1024"});
       sink = support::child_process::spawn(argv, (work / "sink.log").string());
     } else {
-      sink = support::child_process::spawn({support::self_executable(), "sink", "smtp", "--listen", listen},
-                                           (work / "sink.log").string());
+      std::vector<std::string> argv{support::self_executable(), "sink", "smtp", "--listen", listen};
+      if (opt.tls) {
+        auto ca = adapters::sink::make_test_ca("budstikke bench CA");
+        std::ofstream(work / "ca.pem", std::ios::binary) << ca.cert;
+        adapters::sink::write_pem_files(adapters::sink::make_test_certificate({}, &ca), work / "sink.crt",
+                                        work / "sink.key");
+        argv.insert(argv.end(), {"--tls-cert", (work / "sink.crt").string(), "--tls-key", (work / "sink.key").string()});
+        sink_name += " STARTTLS";
+      }
+      sink = support::child_process::spawn(argv, (work / "sink.log").string());
     }
     if (!support::wait_for_port(relay_port, std::chrono::seconds(10))) throw std::runtime_error("the SMTP sink did not start");
   }
@@ -189,6 +201,10 @@ int run_bench(const bench_options& opt) {
         "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\nsmtp:\n  host: {}\n  port: {}\n"
         "  connections: {}\n  max_messages_per_connection: 100000\n",
         rc.host, rc.port, rc.database, opt.workers, opt.window, relay_host, relay_port, opt.connections);
+    if (opt.tls && opt.relay.empty() && opt.sink != "postfix") {
+      cfg << fmt::format("  tls: starttls\n  tls_verify: true\n  ca_file: {}\n  tls_server_name: localhost\n",
+                         (work / "ca.pem").string());
+    }
   }
   say(fmt::format("running the engine ({} workers, window {}, {} connections per shard) against {} ...",
                   opt.workers == 0 ? std::thread::hardware_concurrency() : static_cast<unsigned>(opt.workers),

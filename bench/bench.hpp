@@ -22,6 +22,7 @@ struct bench_options {
   std::string redis_url;         // an existing Redis instead of a started one
   bool json = false;
   bool keep = false;             // keep the work directory (logs, config)
+  bool tls = false;              // own sink with STARTTLS (a throwaway CA), engine verifying it
 };
 
 void add_bench_options(CLI::App* cmd, bench_options& opt);
