@@ -295,34 +295,51 @@ void append_body(std::string_view body, std::string& out) {
 }  // namespace
 
 void append_quoted_printable(std::string_view in, std::string& out) {
-  out.reserve(out.size() + in.size() + in.size() / 8 + 16);
+  // Written through a pointer into room reserved up front: every input byte needs at most three
+  // output bytes, plus a soft break (three bytes) per line, and a line holds at least 25 input bytes.
+  const std::size_t start = out.size();
+  out.resize(start + in.size() * 3 + in.size() / 24 * 3 + 16);
+  char* p = out.data() + start;
+  const std::size_t n = in.size();
   std::size_t column = 0;
-  for (std::size_t i = 0; i < in.size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     const char c = in[i];
+    // The common case, printable ASCII or a blank that does not end the line, far from the
+    // line's end: copied as it is.
+    if (column < 74 && ((c > ' ' && c <= '~' && c != '=') ||
+                        (c == ' ' && i + 1 < n && in[i + 1] != '\r' && in[i + 1] != '\n'))) {
+      *p++ = c;
+      ++column;
+      continue;
+    }
     if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < in.size() && in[i + 1] == '\n') ++i;
-      out.append("\r\n");
+      if (c == '\r' && i + 1 < n && in[i + 1] == '\n') ++i;
+      *p++ = '\r';
+      *p++ = '\n';
       column = 0;
       continue;
     }
-    const bool line_end = i + 1 == in.size() || in[i + 1] == '\r' || in[i + 1] == '\n';
     const auto u = static_cast<unsigned char>(c);
-    const bool literal = (u >= 33 && u <= 126 && c != '=') || ((c == ' ' || c == '\t') && !line_end);
+    auto line_end = [&] { return i + 1 == n || in[i + 1] == '\r' || in[i + 1] == '\n'; };
+    const bool literal = (u >= 33 && u <= 126 && c != '=') || ((c == ' ' || c == '\t') && !line_end());
     const std::size_t width = literal ? 1 : 3;
     // Within a line the soft break '=' needs the 76th column; the line's last character may use it.
-    if (column + width > (line_end ? 76 : 75)) {
-      out.append("=\r\n");
+    if (column + width > 75 && column + width > (line_end() ? 76u : 75u)) {
+      *p++ = '=';
+      *p++ = '\r';
+      *p++ = '\n';
       column = 0;
     }
     if (literal) {
-      out.push_back(c);
+      *p++ = c;
     } else {
-      out.push_back('=');
-      out.push_back(hex_digits[u >> 4]);
-      out.push_back(hex_digits[u & 15]);
+      *p++ = '=';
+      *p++ = hex_digits[u >> 4];
+      *p++ = hex_digits[u & 15];
     }
     column += width;
   }
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 void build_email(const email_content& c, std::string& out) {

@@ -172,17 +172,22 @@ std::optional<std::string_view> analyse(std::string_view in, bool normalise, mes
   if (any_rule) {
     out.normalised_ = true;
     out.text_.reserve(in.size());
+    std::size_t copied = 0;  // unchanged bytes are copied in runs
     for (std::size_t i = 0; i < in.size();) {
+      if (static_cast<unsigned char>(in[i]) < 0x80) {
+        ++i;
+        continue;
+      }
       const std::size_t start = i;
-      const char32_t cp = static_cast<unsigned char>(in[i]) < 0x80 ? static_cast<unsigned char>(in[i++]) : utf8::next(in, i);
-      const std::uint8_t k = classify(cp);
+      const std::uint8_t k = classify(utf8::next(in, i));
       if (k & rule_flag) {
+        out.text_.append(in.substr(copied, start - copied));
         ++out.change_counts_[k & ~rule_flag];
         out.text_.append(replacements[k & ~rule_flag].to);
-      } else {
-        out.text_.append(in.substr(start, i - start));
+        copied = i;
       }
     }
+    out.text_.append(in.substr(copied));
   } else {
     out.text_.assign(in);
   }
