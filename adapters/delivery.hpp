@@ -6,6 +6,7 @@
 // strings are reused slot buffers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -27,9 +28,16 @@ struct delivery {
   // message when the relay does not offer it.
   bool needs_smtputf8 = false;
   std::string data;           // the complete RFC 5322 message, CRLF line endings, not dot-stuffed
+  // SMS: envelope_to is the number in E.164, envelope_from the sender id, data the text (UTF-8);
+  // the text goes out in UCS-2 when sms_ucs2, else in the GSM 7-bit alphabet.
+  bool sms_ucs2 = false;
+  std::uint16_t sms_segments = 0;
 
   outcome result = outcome::transient;
-  std::string reply;          // the last server reply (or a local reason), for records and logs
+  std::string reply;          // the last server reply (or a local reason), for records and logs;
+                              // an SMS gateway's message id as "id=..." in it when it gave one
+  // With a transient result: the peer asked for a pause (HTTP Retry-After); retry no earlier.
+  std::chrono::milliseconds retry_after{0};
   std::uint32_t slot = 0;     // the engine's slot index; adapters do not interpret it
 };
 

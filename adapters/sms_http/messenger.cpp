@@ -1,0 +1,267 @@
+#include "adapters/sms_http/messenger.hpp"
+
+#include <cctype>
+#include <deque>
+#include <stdexcept>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "adapters/sms_http/curl_multi.hpp"
+#include "adapters/sms_http/protocol.hpp"
+
+namespace budstikke::adapters::sms_http {
+namespace {
+
+namespace asio = boost::asio;
+
+// A gateway's answer is read up to this much: ids and reasons are short.
+constexpr std::size_t max_body = 16 * 1024;
+
+// One request slot: an easy handle (its connection stays in curl's keep-alive cache) and the
+// buffers of the message it carries. `concurrency` of them bound what is in flight.
+struct transfer {
+  CURL* easy = nullptr;
+  delivery* d = nullptr;
+  http_request request;
+  curl_slist* headers = nullptr;
+  std::string body;
+  std::string retry_after;
+  char error[CURL_ERROR_SIZE] = {};
+
+  ~transfer() {
+    if (headers != nullptr) curl_slist_free_all(headers);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+
+  static std::size_t on_body(char* data, std::size_t, std::size_t n, void* userp) {
+    auto* t = static_cast<transfer*>(userp);
+    if (t->body.size() < max_body) t->body.append(data, std::min(n, max_body - t->body.size()));
+    return n;
+  }
+
+  static std::size_t on_header(char* data, std::size_t, std::size_t n, void* userp) {
+    auto* t = static_cast<transfer*>(userp);
+    std::string_view line(data, n);
+    constexpr std::string_view name = "retry-after:";
+    if (line.size() > name.size()) {
+      bool match = true;
+      for (std::size_t i = 0; i < name.size() && match; ++i)
+        match = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))) == name[i];
+      if (match) {
+        line.remove_prefix(name.size());
+        while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+        t->retry_after.assign(line.substr(0, 128));
+      }
+    }
+    return n;
+  }
+};
+
+class gateway final : public sms_messenger, transfer_listener {
+ public:
+  gateway(asio::any_io_executor ex, const gateway_config& cfg, delivery_listener& listener)
+      : ex_(ex), cfg_(cfg), listener_(listener), multi_(ex, *this, std::max<std::size_t>(1, cfg.concurrency)),
+        all_reported_(ex) {
+    all_reported_.expires_at(asio::steady_timer::time_point::max());
+    const std::size_t n = std::max<std::size_t>(1, cfg.concurrency);
+    transfers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto t = std::make_unique<transfer>();
+      t->easy = curl_easy_init();
+      if (t->easy == nullptr) throw std::runtime_error("curl_easy_init failed");
+      configure(*t);
+      idle_.push_back(t.get());
+      transfers_.push_back(std::move(t));
+    }
+  }
+
+  ~gateway() override { multi_.shutdown(); }
+
+  void push(delivery& d) override {
+    ++outstanding_;
+    waiting_.push_back(&d);
+    schedule_pump();
+  }
+
+  // Nothing to wind down early: what was pushed is sent, then async_wait_closed closes connections.
+  void close() override { schedule_pump(); }
+
+  asio::awaitable<void> async_wait_closed() override {
+    while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
+    multi_.shutdown();  // closes the keep-alive connections
+  }
+
+  const stats& statistics() const override { return stats_; }
+
+ private:
+  void configure(transfer& t) {
+    CURL* e = t.easy;
+    multi_.prepare(e);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &transfer::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &transfer::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg_.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(cfg_.request_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(std::max<long long>(1, cfg_.idle_timeout.count() / 1000)));
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg_.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg_.tls_verify ? 2L : 0L);
+    if (!cfg_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg_.ca_file.c_str());
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  }
+
+  void schedule_pump() {
+    if (pump_posted_) return;
+    pump_posted_ = true;
+    asio::post(ex_, [this] {
+      pump_posted_ = false;
+      pump();
+    });
+  }
+
+  void pump() {
+    const auto now = gateway_backoff::clock::now();
+    const auto until = cfg_.backoff->paused_until();
+    if (now < until) {
+      // No request during the pause: what waits goes back to the engine, which retries after it.
+      auto rest = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+      while (!waiting_.empty()) {
+        delivery* d = waiting_.front();
+        waiting_.pop_front();
+        ++stats_.paused;
+        d->result = outcome::transient;
+        d->reply = "local: the gateway asked for a pause (Retry-After)";
+        d->retry_after = rest;
+        report(*d);
+      }
+      return;
+    }
+    while (!waiting_.empty() && !idle_.empty()) {
+      delivery* d = waiting_.front();
+      waiting_.pop_front();
+      transfer* t = idle_.back();
+      idle_.pop_back();
+      start(*t, *d);
+    }
+  }
+
+  void start(transfer& t, delivery& d) {
+    t.d = &d;
+    build_request(cfg_, {d.envelope_to, d.envelope_from, d.data, d.sms_ucs2}, t.request);
+    t.body.clear();
+    t.retry_after.clear();
+    t.error[0] = '\0';
+    CURL* e = t.easy;
+    curl_easy_setopt(e, CURLOPT_URL, t.request.url.c_str());
+    switch (t.request.method) {
+      case http_method::get:
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        break;
+      case http_method::post:
+      case http_method::put:
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t.request.body.data());
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t.request.body.size()));
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t.request.method == http_method::put ? "PUT" : static_cast<const char*>(nullptr));
+        break;
+    }
+    if (t.headers != nullptr) curl_slist_free_all(t.headers);
+    t.headers = nullptr;
+    for (const auto& h : t.request.headers) t.headers = curl_slist_append(t.headers, h.c_str());
+    t.headers = curl_slist_append(t.headers, "Expect:");  // no 100-continue round trip
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+    ++stats_.requests;
+    multi_.add(e);
+  }
+
+  void on_transfer_done(CURL* easy, CURLcode code) override {
+    transfer* t = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+    delivery& d = *t->d;
+    t->d = nullptr;
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+      classify(cfg_, {status, t->retry_after, t->body}, std::chrono::system_clock::now(), verdict_);
+    } else {
+      long sent = 0;
+      curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
+      std::string_view detail = t->error[0] != '\0' ? std::string_view(t->error) : curl_easy_strerror(code);
+      classify(failure_of(code, sent > 0), detail, verdict_);
+    }
+    if (verdict_.retry_after.count() > 0) {
+      cfg_.backoff->pause_until(gateway_backoff::clock::now() + verdict_.retry_after);
+    }
+    d.result = verdict_.result;
+    d.retry_after = verdict_.retry_after;
+    if (verdict_.provider_id.empty()) {
+      d.reply = std::move(verdict_.reply);
+    } else {
+      d.reply.assign(verdict_.reply, 0, verdict_.reply.find(' '));
+      d.reply.append(" id=").append(verdict_.provider_id);
+    }
+    switch (d.result) {
+      case outcome::accepted: ++stats_.accepted; break;
+      case outcome::transient: ++stats_.transient; break;
+      case outcome::permanent: ++stats_.permanent; break;
+      case outcome::ambiguous: ++stats_.ambiguous; break;
+    }
+    idle_.push_back(t);
+    report(d);
+    pump();
+  }
+
+  static transport_failure failure_of(CURLcode code, bool request_sent) {
+    switch (code) {
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_SSL_CONNECT_ERROR:
+      case CURLE_PEER_FAILED_VERIFICATION:
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_CERTPROBLEM:
+        return transport_failure::connect;
+      case CURLE_OPERATION_TIMEDOUT:
+        return request_sent ? transport_failure::timeout_after_send : transport_failure::timeout_unsent;
+      case CURLE_SEND_ERROR:
+        return transport_failure::send;
+      default:
+        return request_sent ? transport_failure::lost_after_send : transport_failure::connect;
+    }
+  }
+
+  void report(delivery& d) {
+    if (--outstanding_ == 0) all_reported_.cancel();
+    listener_.on_delivered(d);
+  }
+
+  asio::any_io_executor ex_;
+  const gateway_config cfg_;  // a copy: the pause (backoff) stays shared
+  delivery_listener& listener_;
+  curl_multi multi_;
+  std::vector<std::unique_ptr<transfer>> transfers_;
+  std::vector<transfer*> idle_;
+  std::deque<delivery*> waiting_;
+  verdict verdict_;
+  std::size_t outstanding_ = 0;
+  bool pump_posted_ = false;
+  asio::steady_timer all_reported_;
+  stats stats_;
+};
+
+}  // namespace
+
+std::unique_ptr<sms_messenger> make_sms_messenger(asio::any_io_executor ex, const gateway_config& cfg,
+                                                  delivery_listener& listener) {
+  return std::make_unique<gateway>(std::move(ex), cfg, listener);
+}
+
+}  // namespace budstikke::adapters::sms_http
