@@ -31,6 +31,7 @@ struct transfer {
   std::string body;
   std::string retry_after;
   char error[CURL_ERROR_SIZE] = {};
+  int attempts = 0;  // requests curl issued for this message
 
   ~transfer() {
     if (headers != nullptr) curl_slist_free_all(headers);
@@ -41,6 +42,14 @@ struct transfer {
     auto* t = static_cast<transfer*>(userp);
     if (t->body.size() < max_body) t->body.append(data, std::min(n, max_body - t->body.size()));
     return n;
+  }
+
+  // curl resends a request on a fresh connection when a reused one closed without an answer.
+  // The gateway may have acted on the first: sending again could text a member twice, so the
+  // second attempt is refused here and the message is reported ambiguous instead.
+  static int on_before_request(void* userp, char*, char*, int, int) {
+    auto* t = static_cast<transfer*>(userp);
+    return ++t->attempts == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
   }
 
   static std::size_t on_header(char* data, std::size_t, std::size_t n, void* userp) {
@@ -109,6 +118,8 @@ class gateway final : public sms_messenger, transfer_listener {
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &transfer::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &transfer::on_before_request);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg_.connect_timeout.count()));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(cfg_.request_timeout.count()));
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, static_cast<long>(std::max<long long>(1, cfg_.idle_timeout.count() / 1000)));
@@ -160,6 +171,7 @@ class gateway final : public sms_messenger, transfer_listener {
     t.body.clear();
     t.retry_after.clear();
     t.error[0] = '\0';
+    t.attempts = 0;
     CURL* e = t.easy;
     curl_easy_setopt(e, CURLOPT_URL, t.request.url.c_str());
     switch (t.request.method) {
@@ -195,7 +207,8 @@ class gateway final : public sms_messenger, transfer_listener {
       long sent = 0;
       curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
       std::string_view detail = t->error[0] != '\0' ? std::string_view(t->error) : curl_easy_strerror(code);
-      classify(failure_of(code, sent > 0), detail, verdict_);
+      if (code == CURLE_ABORTED_BY_CALLBACK && t->attempts > 1) detail = "closed without an answer; not resent";
+      classify(failure_of(code, sent > 0 || t->attempts > 1), detail, verdict_);
     }
     if (verdict_.retry_after.count() > 0) {
       cfg_.backoff->pause_until(gateway_backoff::clock::now() + verdict_.retry_after);
@@ -232,7 +245,8 @@ class gateway final : public sms_messenger, transfer_listener {
       case CURLE_OPERATION_TIMEDOUT:
         return request_sent ? transport_failure::timeout_after_send : transport_failure::timeout_unsent;
       case CURLE_SEND_ERROR:
-        return transport_failure::send;
+        // "Connection died, tried 5 times": an earlier attempt of this request may have got through.
+        return request_sent ? transport_failure::lost_after_send : transport_failure::send;
       default:
         return request_sent ? transport_failure::lost_after_send : transport_failure::connect;
     }

@@ -21,7 +21,7 @@ bool unreserved(unsigned char c) noexcept {
 }
 
 void add_field(std::string& out, std::string_view name, std::string_view value) {
-  if (!out.empty() && out.back() != '?') out.push_back('&');
+  if (!out.empty() && out.back() != '?' && out.back() != '&') out.push_back('&');
   out.append(name);
   out.push_back('=');
   append_form_encoded(out, value);
