@@ -123,6 +123,13 @@ demo() {
         i, i % 40, i, f[1 + i % 12], l[1 + int(i / 12) % 10], b[1 + int(i / 7) % 8], (i % 9 ? "true" : "false");
   }' >"$work/members.jsonl"
 
+  # Newsletters need recorded consent: the members granted it in the portal; one in fifty has
+  # since withdrawn (those are skipped, with the reason, at send time).
+  awk -v n="$RECIPIENTS" 'BEGIN {
+    for (i = 1; i <= n; i++)
+      printf "HSET budstikke:consent:{M%07d} email:newsletter %s|2026-11-01T12:00:00Z|portal\n", i, (i % 50 ? "granted" : "withdrawn");
+  }' | redis-cli -p "$redis_port" --pipe >/dev/null
+
   sed -e "s#redis://127.0.0.1:6379/0#redis://127.0.0.1:$redis_port/0#" -e "s#port: 2525#port: $sink_port#" \
     "$ROOT/deploy/budstikke.example.yaml" >"$work/budstikke.yaml"
   local campaign="demo-$(date +%H%M%S)"

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "adapters/sms_http/phone.hpp"
 #include "engine/log.hpp"
 
 namespace budstikke::engine {
@@ -114,6 +115,7 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
     section_reader cat(path, "categories." + name);
     cat.custom("resend_ambiguous", [&](const YAML::Node& n) {
       if (!n.IsSequence()) cat.fail(n, "resend_ambiguous", "expected a list of channels, e.g. [email]");
+      policy.resend_ambiguous_email = policy.resend_ambiguous_sms = false;
       for (const auto& ch : n) {
         auto c = ch.as<std::string>();
         if (c == "email") policy.resend_ambiguous_email = true;
@@ -121,6 +123,16 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
         else cat.fail(ch, "resend_ambiguous", fmt::format("'{}' is not a channel (email, sms)", c));
       }
     });
+    cat.custom("consent_required", [&](const YAML::Node& n) {
+      try {
+        policy.consent_required = n.as<bool>();
+      } catch (const YAML::Exception&) {
+        cat.fail(n, "consent_required", "expected true or false");
+      }
+    });
+    // A category named in the file starts from its built-in policy.
+    if (name == "default") policy = cfg.default_category;
+    else if (auto it = cfg.categories.find(name); it != cfg.categories.end()) policy = it->second;
     cat.read(kv.second);
     if (name == "default") cfg.default_category = policy;
     else cfg.categories[name] = policy;
@@ -132,6 +144,9 @@ void set_default_categories(config& cfg) {
   // SMS (which cost money and annoy twice) are not resent.
   cfg.categories["tariff"].resend_ambiguous_email = true;
   cfg.categories["transactional"].resend_ambiguous_email = true;
+  // Newsletters and win-back messages need a recorded grant; membership information does not.
+  cfg.categories["newsletter"].consent_required = true;
+  cfg.categories["winback"].consent_required = true;
 }
 
 constexpr std::size_t min_unsubscribe_secret = 16;
@@ -144,6 +159,89 @@ void read_url(section_reader& r, const YAML::Node& n, const std::string& key, st
     if (c <= 0x20 || c >= 0x7F || c == '<' || c == '>' || c == ',' || c == '"')
       r.fail(n, key, "the URL must be ASCII without blanks, quotes, '<', '>' or ','");
   target = v;
+}
+
+// sms.gateway: one HTTP gateway (Kannel's sendsms or a JSON API). Secrets come from files or the
+// environment (applied later), never from the YAML itself.
+void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters::sms_http::gateway_config& g,
+                      std::string& password_file, std::string& token_file) {
+  namespace sh = adapters::sms_http;
+  section_reader r(path, "sms.gateway");
+  bool method_set = false;
+  r.custom("kind", [&](const YAML::Node& n) {
+    auto v = n.as<std::string>();
+    if (v == "kannel") g.kind = sh::gateway_kind::kannel;
+    else if (v == "json") g.kind = sh::gateway_kind::json;
+    else r.fail(n, "kind", fmt::format("'{}' is not a gateway kind (kannel, json)", v));
+  });
+  r.custom("url", [&](const YAML::Node& n) {
+    read_url(r, n, "url", "http", g.url);
+    if (g.url.rfind("http://", 0) != 0 && g.url.rfind("https://", 0) != 0)
+      r.fail(n, "url", "expected an http:// or https:// URL");
+  });
+  r.custom("method", [&](const YAML::Node& n) {
+    auto v = n.as<std::string>();
+    method_set = true;
+    if (v == "get") g.method = sh::http_method::get;
+    else if (v == "post") g.method = sh::http_method::post;
+    else if (v == "put") g.method = sh::http_method::put;
+    else r.fail(n, "method", fmt::format("'{}' is not a method (get, post, put)", v));
+  });
+  r.text("username", g.username);
+  r.text("password_file", password_file);
+  r.text("bearer_token_file", token_file);
+  r.custom("headers", [&](const YAML::Node& n) {
+    if (!n.IsMap()) r.fail(n, "headers", "expected a mapping of header names to values");
+    for (const auto& kv : n) {
+      auto name = kv.first.as<std::string>(), value = kv.second.as<std::string>();
+      for (char c : name + value)
+        if (c == '\r' || c == '\n' || c == '\0') r.fail(kv.first, "headers", "a header must not contain line breaks");
+      g.headers.emplace_back(name, value);
+    }
+  });
+  r.custom("fields", [&](const YAML::Node& n) {
+    section_reader f(path, "sms.gateway.fields");
+    f.text("to", g.to_field);
+    f.text("from", g.from_field);
+    f.text("text", g.text_field);
+    f.text("encoding", g.encoding_field);
+    f.read(n);
+  });
+  r.text("id_path", g.id_path);
+  r.text("dlr_mask", g.dlr_mask);
+  r.text("dlr_url", g.dlr_url);
+  r.text("from", g.default_from);
+  r.integer("concurrency", g.concurrency, 1, 1000);
+  r.millis("connect_timeout_ms", g.connect_timeout, 100, 600000);
+  r.millis("request_timeout_ms", g.request_timeout, 100, 600000);
+  r.millis("max_retry_after_ms", g.max_retry_after, 0, 86400000);
+  r.millis("idle_timeout_ms", g.idle_timeout, 1000, 3600000);
+  r.custom("tls_verify", [&](const YAML::Node& n) {
+    try {
+      g.tls_verify = n.as<bool>();
+    } catch (const YAML::Exception&) {
+      r.fail(n, "tls_verify", "expected true or false");
+    }
+  });
+  r.text("ca_file", g.ca_file);
+  r.read(node);
+  if (g.url.empty()) r.fail(node, "url", "the gateway needs a url");
+  if (!method_set) g.method = g.kind == sh::gateway_kind::kannel ? sh::http_method::get : sh::http_method::post;
+  if (g.kind == sh::gateway_kind::kannel && g.method == sh::http_method::put)
+    r.fail(node, "method", "Kannel's sendsms takes get or post");
+  if (g.kind == sh::gateway_kind::json && g.method == sh::http_method::get)
+    r.fail(node, "method", "a JSON gateway takes post or put");
+  if (g.kind == sh::gateway_kind::json && (g.to_field.empty() || g.text_field.empty()))
+    r.fail(node, "fields", "the to and text fields need names");
+}
+
+void apply_sms_environment(config& cfg) {
+  if (!cfg.sms.gateway) return;
+  auto& g = *cfg.sms.gateway;
+  if (const char* pw = std::getenv("BUDSTIKKE_SMS_PASSWORD"); pw && *pw) g.password = pw;
+  if (const char* f = std::getenv("BUDSTIKKE_SMS_PASSWORD_FILE"); f && *f) g.password = read_secret_file(f);
+  if (const char* t = std::getenv("BUDSTIKKE_SMS_TOKEN"); t && *t) g.bearer_token = t;
+  if (const char* f = std::getenv("BUDSTIKKE_SMS_TOKEN_FILE"); f && *f) g.bearer_token = read_secret_file(f);
 }
 
 // The tokens are what a portal trusts to unsubscribe a member: no headers without a secret.
@@ -259,6 +357,7 @@ void apply_environment(config& cfg) {
   if (const char* s = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET"); s && *s) cfg.email.unsubscribe_secret = s;
   if (const char* f = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE"); f && *f)
     cfg.email.unsubscribe_secret = read_secret_file(f);
+  apply_sms_environment(cfg);
 }
 
 config default_config() {
@@ -355,6 +454,15 @@ config load_config(const std::string& path) {
     }
   });
   sms.integer("max_segments", cfg.sms.max_segments, 1, 255);
+  sms.custom("default_region", [&](const YAML::Node& n) {
+    cfg.sms.default_region = n.as<std::string>();
+    if (!adapters::sms_http::is_known_region(cfg.sms.default_region))
+      sms.fail(n, "default_region", fmt::format("'{}' is not a region code (NO, SE, DK, ...)", cfg.sms.default_region));
+  });
+  std::string sms_password_file, sms_token_file;
+  sms.custom("gateway", [&](const YAML::Node& n) {
+    read_sms_gateway(path, n, cfg.sms.gateway.emplace(), sms_password_file, sms_token_file);
+  });
 
   top.custom("categories", [&](const YAML::Node& n) { read_categories(path, n, cfg); });
   top.custom("redis", [&](const YAML::Node& n) { redis.read(n); });
@@ -370,6 +478,8 @@ config load_config(const std::string& path) {
   if (!redis_password_file.empty()) cfg.redis.password = read_secret_file(redis_password_file);
   if (!unsubscribe_secret_file.empty()) cfg.email.unsubscribe_secret = read_secret_file(unsubscribe_secret_file);
   if (!smtp_password_file.empty()) cfg.smtp.password = read_secret_file(smtp_password_file);
+  if (!sms_password_file.empty()) cfg.sms.gateway->password = read_secret_file(sms_password_file);
+  if (!sms_token_file.empty()) cfg.sms.gateway->bearer_token = read_secret_file(sms_token_file);
   apply_environment(cfg);
   finish_smtp(path, smtp_relays, cfg);
   check_unsubscribe(cfg, path);

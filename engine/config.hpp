@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "adapters/sms_http/config.hpp"
 #include "adapters/smtp/config.hpp"
 #include "queue/redis.hpp"
 
@@ -41,6 +43,9 @@ struct engine_config {
 struct category_policy {
   bool resend_ambiguous_email = false;
   bool resend_ambiguous_sms = false;
+  // Without a recorded grant the message is skipped. Where not required, only an explicit
+  // withdrawal (or a suppression) stops a message.
+  bool consent_required = false;
 };
 
 struct email_config {
@@ -57,6 +62,9 @@ struct email_config {
 struct sms_config {
   bool normalise = true;            // typographic characters that force UCS-2 become GSM ones
   std::size_t max_segments = 6;     // a longer message is skipped; the campaign may override it
+  std::string default_region = "NO";  // numbers without a country code are read as this region's
+  // SMS campaigns are served only when a gateway is configured (sms.gateway).
+  std::optional<adapters::sms_http::gateway_config> gateway;
 };
 
 struct config {

@@ -15,11 +15,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
+#include "adapters/sms_http/messenger.hpp"
+#include "adapters/sms_http/phone.hpp"
 #include "adapters/smtp/messenger.hpp"
 #include "engine/event.hpp"
 #include "engine/log.hpp"
 #include "engine/renderer.hpp"
 #include "queue/campaign_store.hpp"
+#include "queue/consent.hpp"
 #include "templates/address.hpp"
 
 namespace budstikke::engine {
@@ -44,6 +47,9 @@ std::int64_t epoch_ms() {
 // Template data beyond this is refused: a buggy portal must not make a shard allocate without bound.
 constexpr std::size_t max_data_bytes = 64 * 1024;
 
+// Answers that only asked for a pause (Retry-After) are not attempts, up to this many per message.
+constexpr std::uint32_t max_paused_retries = 100;
+
 }  // namespace
 
 class shard::impl final : public adapters::delivery_listener {
@@ -67,7 +73,8 @@ class shard::impl final : public adapters::delivery_listener {
         loops_done_(ioc_.get_executor()),
         jitter_(std::random_device{}()) {
     consumer_ = fmt::format("{}-{}", cfg.engine.consumer.empty() ? host_name() : cfg.engine.consumer, index);
-    send_window_ = cfg.engine.send_window ? cfg.engine.send_window : 4 * cfg.smtp.connections;
+    send_window_ = cfg.engine.send_window ? cfg.engine.send_window
+                                          : 4 * (cfg.smtp.connections + (cfg.sms.gateway ? cfg.sms.gateway->concurrency : 0));
     slots_.reserve(cfg.engine.window);
     free_.reserve(cfg.engine.window);
     for (std::size_t i = 0; i < cfg.engine.window; ++i) {
@@ -76,6 +83,7 @@ class shard::impl final : public adapters::delivery_listener {
       free_.push_back(static_cast<std::uint32_t>(cfg.engine.window - 1 - i));
     }
     pool_ = adapters::smtp::make_smtp_messenger(ioc_.get_executor(), cfg.smtp, *this);
+    if (cfg.sms.gateway) sms_ = adapters::sms_http::make_sms_messenger(ioc_.get_executor(), *cfg.sms.gateway, *this);
   }
 
   bool run() {
@@ -145,6 +153,7 @@ class shard::impl final : public adapters::delivery_listener {
     std::string reason;
     std::optional<final_state> state;  // nullopt when recorded: only release the in-flight mark
     std::uint32_t attempts = 0;
+    std::uint32_t paused_retries = 0;  // transient answers that carried a Retry-After
     bool marked = false;   // its in-flight mark is written: it may be on the wire
     bool resent = false;   // it was on the wire when an engine stopped, and is sent again
     asio::steady_timer retry_timer;
@@ -173,6 +182,7 @@ class shard::impl final : public adapters::delivery_listener {
     ready_.clear();
     for (auto& s : slots_) s->retry_timer.cancel();
     pool_->close();
+    if (sms_) sms_->close();
     auto deadline = std::chrono::steady_clock::now() + cfg_.engine.shutdown_grace;
     while (held_ > 0) {
       if (stopping_ && std::chrono::steady_clock::now() >= deadline) {
@@ -190,6 +200,7 @@ class shard::impl final : public adapters::delivery_listener {
     while (loops_running_ > 0) co_await loops_done_.wait_for(std::chrono::milliseconds(100));
     if (held_ == 0) {
       co_await pool_->async_wait_closed();
+      if (sms_) co_await sms_->async_wait_closed();
       // A clean stop: nothing of ours is pending any more, so nobody needs to wait for our key to expire.
       request bye;
       bye.command("DEL", keys_.consumer_alive(consumer_));
@@ -450,6 +461,7 @@ class shard::impl final : public adapters::delivery_listener {
     s.entry_id.assign(e.id);
     s.member.assign(e.member);
     s.attempts = 0;
+    s.paused_retries = 0;
     s.marked = false;
     s.resent = false;
     s.reason.clear();
@@ -485,22 +497,39 @@ class shard::impl final : public adapters::delivery_listener {
       finish(idx, final_state::failed, "template data larger than 64 KiB");
       return;
     }
-    if (auto problem = templates::email_address_problem(e.to)) {
-      finish(idx, final_state::skipped, *problem);
+    auto problem = c.def.kind == queue::channel::sms ? prepare_sms(c, e, s.d) : prepare_email(c, e, s.d);
+    if (problem) {
+      finish(idx, problem->state, problem->reason);
       return;
     }
-    if (auto problem = c.renderer->render_email(e.id, e.to, e.member, e.data, s.d.data)) {
-      finish(idx, final_state::failed, *problem);
-      return;
-    }
-    s.d.envelope_from = c.def.from_address;
-    s.d.envelope_to.assign(e.to);
     if (s.marked) {
       send(idx);
     } else {
       ready_.push_back(idx);
       mark_wake_.notify();
     }
+  }
+
+  std::optional<render_failure> prepare_email(campaign_rt& c, const queue::stream_entry& e, adapters::delivery& d) {
+    if (auto problem = templates::email_address_problem(e.to)) return render_failure{final_state::skipped, std::string(*problem)};
+    if (auto problem = c.renderer->render_email(e.id, e.to, e.member, e.data, d.data))
+      return render_failure{final_state::failed, std::move(*problem)};
+    d.envelope_from = c.def.from_address;
+    d.envelope_to.assign(e.to);
+    return std::nullopt;
+  }
+
+  // The number checked and in E.164 (consent, suppression and the gateway all see that form),
+  // then the text with its encoding and segments.
+  std::optional<render_failure> prepare_sms(campaign_rt& c, const queue::stream_entry& e, adapters::delivery& d) {
+    if (auto problem = adapters::sms_http::normalise_phone(e.to, cfg_.sms.default_region, d.envelope_to))
+      return render_failure{final_state::skipped, std::string(*problem)};
+    if (auto problem = c.renderer->render_sms(d.envelope_to, e.member, e.data, sms_text_)) return problem;
+    d.data.assign(sms_text_.text());
+    d.sms_ucs2 = sms_text_.coding() == templates::sms::encoding::ucs2;
+    d.sms_segments = static_cast<std::uint16_t>(sms_text_.segments());
+    d.envelope_from = c.def.from_address.empty() ? cfg_.sms.gateway->default_from : c.def.from_address;
+    return std::nullopt;
   }
 
   // Writes the in-flight marks of ready messages (one round trip per batch), then sends them.
@@ -523,14 +552,28 @@ class shard::impl final : public adapters::delivery_listener {
         ready_.pop_front();
       }
       for (auto idx : batch) by_campaign[slots_[idx]->campaign].push_back(idx);
+      // One round trip: consent and suppression as they are now (a withdrawal written a moment
+      // ago counts), and the in-flight marks. A message that must be skipped was marked for
+      // nothing; recording it clears the mark.
       req.clear();
       auto now = std::to_string(epoch_ms());
       for (auto& [c, idxs] : by_campaign) {
+        for (auto idx : idxs) {
+          const slot& sl = *slots_[idx];
+          queue::append_consent_lookup(req, keys_, c->def.kind, c->def.category, sl.member, sl.d.envelope_to);
+        }
         req.begin(2 + 2 * idxs.size()).arg("HSET").arg(c->inflight_key);
         for (auto idx : idxs) req.arg(slots_[idx]->entry_id).arg(now);
       }
       auto ec = co_await mark_conn_.async_exec(req, replies);
-      bool refused = !ec && std::any_of(replies.begin(), replies.end(), [](auto& r) { return queue::is_error(r.get()); });
+      bool refused = false;
+      if (!ec) {
+        std::size_t r = 0;
+        for (auto& [c, idxs] : by_campaign) {
+          r += 2 * idxs.size();
+          refused = refused || queue::is_error(replies[r++].get());
+        }
+      }
       if (ec || refused) {
         log::warn("cannot mark messages in flight; retrying",
                   {{"shard", index_}, {"error", ec ? ec.message() : std::string("refused")}});
@@ -550,9 +593,24 @@ class shard::impl final : public adapters::delivery_listener {
         }
         continue;
       }
-      for (auto idx : batch) {
-        slots_[idx]->marked = true;
-        send(idx);
+      std::size_t r = 0;
+      for (auto& [c, idxs] : by_campaign) {
+        for (auto idx : idxs) {
+          slot& sl = *slots_[idx];
+          sl.marked = true;
+          const redisReply* consent = replies[r++].get();
+          const redisReply* suppressed = replies[r++].get();
+          std::optional<std::string> problem;
+          if (consent->type != REDIS_REPLY_ARRAY || consent->elements != 2) {
+            problem = fmt::format("consent record unreadable: {}", queue::as_string(consent));
+          } else {
+            problem = queue::consent_problem(consent->element[0], consent->element[1], suppressed,
+                                             c->policy->consent_required, !sl.member.empty());
+          }
+          if (problem) finish(idx, final_state::skipped, *problem);
+          else send(idx);
+        }
+        ++r;  // the HSET
       }
     }
   }
@@ -561,7 +619,8 @@ class shard::impl final : public adapters::delivery_listener {
     slot& s = *slots_[idx];
     ++s.attempts;
     ++on_wire_;
-    pool_->push(s.d);
+    if (s.campaign->def.kind == queue::channel::sms) sms_->push(s.d);
+    else pool_->push(s.d);
   }
 
   void on_delivered(adapters::delivery& d) override {
@@ -586,13 +645,21 @@ class shard::impl final : public adapters::delivery_listener {
       hand_back(idx);
       return;
     }
+    const bool paused = d.retry_after.count() > 0 && s.paused_retries < max_paused_retries;
+    if (paused) {
+      ++s.paused_retries;
+      --s.attempts;
+    }
     if (s.attempts >= cfg_.engine.max_attempts) {
       finish(idx, final_state::failed, fmt::format("gave up after {} attempts: {}", s.attempts, d.reply));
       return;
     }
-    // Exponential backoff with full jitter.
-    auto cap = cfg_.engine.retry_backoff * (1 << std::min<std::uint32_t>(s.attempts - 1, 16));
+    // Exponential backoff with full jitter; after a Retry-After, the pause plus a tenth of it
+    // spread at random, so the retries do not all arrive at the moment it ends.
+    auto cap = cfg_.engine.retry_backoff * (1 << std::min<std::uint32_t>(std::max(s.attempts, 1u) - 1, 16));
+    if (paused) cap = d.retry_after / 10 + std::chrono::milliseconds(1);
     auto delay = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap.count())(jitter_));
+    if (paused) delay += d.retry_after;
     s.retry_timer.expires_after(delay);
     s.retry_timer.async_wait([this, idx](boost::system::error_code ec) {
       if (ec || !pulling_) hand_back(idx);
@@ -863,7 +930,7 @@ class shard::impl final : public adapters::delivery_listener {
       c->def = std::move(*def);
       c->weight = c->def.priority + 1;
       c->active = c->def.state == "active";
-      if (c->def.kind != queue::channel::email) {
+      if (c->def.kind != queue::channel::email && !(c->def.kind == queue::channel::sms && sms_)) {
         c->mode = serve_mode::not_served;
         if (index_ == 0) log::warn("no adapter for the campaign's channel in this engine; not served", {{"campaign", id}, {"channel", queue::to_string(c->def.kind)}});
       } else {
@@ -891,6 +958,8 @@ class shard::impl final : public adapters::delivery_listener {
   queue::keys keys_;
   queue::connection pull_conn_, record_conn_, control_conn_, mark_conn_;
   std::unique_ptr<adapters::smtp::smtp_messenger> pool_;
+  std::unique_ptr<adapters::sms_http::sms_messenger> sms_;  // when sms.gateway is configured
+  templates::sms::message sms_text_;  // reused for every SMS
   std::vector<std::unique_ptr<slot>> slots_;
   std::vector<std::uint32_t> free_;
   std::deque<std::uint32_t> ready_;  // rendered, waiting for their in-flight mark

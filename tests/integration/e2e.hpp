@@ -4,8 +4,12 @@
 #include <map>
 #include <string>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 
+#include "queue/redis.hpp"
 #include "tests/support/servers.hpp"
 
 namespace budstikke::testing {
@@ -62,6 +66,25 @@ inline std::map<std::string, int> arrivals(const fs::path& maildir) {
     if (tab != std::string::npos) ++seen[line.substr(tab + 1)];
   }
   return seen;
+}
+
+// Runs `body(connection&)` (a coroutine) against the test's Redis, to write what a portal writes.
+// Never co_await inside a Catch2 macro in `body`: it may evaluate its expression twice.
+template <typename F>
+void with_redis(const redis_server& redis, F body) {
+  boost::asio::io_context ioc;
+  queue::redis_config rc;
+  rc.port = redis.port;
+  std::exception_ptr error;
+  boost::asio::co_spawn(
+      ioc,
+      [&]() -> boost::asio::awaitable<void> {
+        queue::connection conn(co_await boost::asio::this_coro::executor, rc);
+        co_await body(conn);
+      },
+      [&](std::exception_ptr e) { error = e; });
+  ioc.run();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace budstikke::testing

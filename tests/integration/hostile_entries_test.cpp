@@ -1,9 +1,5 @@
 // A buggy portal writes hostile entries straight into Redis: each ends in one state with a
 // reason, none crashes the engine, none injects a header or an SMTP command.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/this_coro.hpp>
-
 #include "queue/campaign_store.hpp"
 #include "tests/integration/e2e.hpp"
 
@@ -11,23 +7,6 @@ using namespace budstikke::testing;
 namespace asio = boost::asio;
 namespace q = budstikke::queue;
 
-namespace {
-
-template <typename F>
-void with_redis(const redis_server& redis, F body) {
-  asio::io_context ioc;
-  q::redis_config rc;
-  rc.port = redis.port;
-  std::exception_ptr error;
-  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
-    q::connection conn(co_await asio::this_coro::executor, rc);
-    co_await body(conn);
-  }, [&](std::exception_ptr e) { error = e; });
-  ioc.run();
-  if (error) std::rethrow_exception(error);
-}
-
-}  // namespace
 
 TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, never sent unsafely") {
   temp_dir dir;

@@ -116,7 +116,10 @@ inline fs::path write_config(const temp_dir& dir, const redis_server& redis, std
   std::ofstream out(path);
   out << "redis:\n  url: " << redis.url() << "\n"
       << "engine:\n  workers: 2\n  window: 500\n  retry_backoff_ms: 20\n  idle_poll_ms: 100\n" << extra_engine
-      << "smtp:\n  host: 127.0.0.1\n  port: " << relay_port << "\n  connections: 4\n";
+      << "smtp:\n  host: 127.0.0.1\n  port: " << relay_port << "\n  connections: 4\n"
+      // Scenarios about other things send newsletters without recording consent first;
+      // tests/integration/consent_test.cpp covers consent.
+      << "categories:\n  newsletter:\n    consent_required: false\n";
   return path;
 }
 

@@ -1,0 +1,74 @@
+#include "queue/consent.hpp"
+
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace budstikke::queue {
+
+std::string consent_key(const keys& k, std::string_view member) {
+  return k.prefix() + "consent:{" + std::string(member) + "}";
+}
+
+std::string suppression_key(const keys& k, channel ch) {
+  return k.prefix() + "suppressed:" + std::string(to_string(ch));
+}
+
+std::string consent_field(channel ch, std::string_view category) {
+  return std::string(to_string(ch)) + ":" + std::string(category);
+}
+
+std::string channel_wide_consent_field(channel ch) { return std::string(to_string(ch)) + ":*"; }
+
+std::string suppression_member(channel ch, std::string_view address) {
+  std::string s(address);
+  if (ch == channel::email)
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::optional<consent_record> parse_consent(std::string_view value) {
+  auto bar = value.find('|');
+  auto verdict = value.substr(0, bar);
+  consent_record r;
+  if (verdict == "granted") r.granted = true;
+  else if (verdict != "withdrawn") return std::nullopt;
+  if (bar != std::string_view::npos) {
+    auto rest = value.substr(bar + 1);
+    auto bar2 = rest.find('|');
+    r.at = rest.substr(0, bar2);
+    if (bar2 != std::string_view::npos) r.source = rest.substr(bar2 + 1);
+  }
+  return r;
+}
+
+std::string format_consent(bool granted, std::string_view at, std::string_view source) {
+  return fmt::format("{}|{}|{}", granted ? "granted" : "withdrawn", at, source);
+}
+
+std::optional<std::string> consent_problem(const redisReply* specific, const redisReply* channel_wide,
+                                           const redisReply* suppressed, bool consent_required,
+                                           bool have_member) {
+  if (!is_nil(suppressed) && !is_error(suppressed)) {
+    auto entry = as_string(suppressed);
+    return fmt::format("suppressed: {}", entry.substr(0, entry.find('|')));
+  }
+  const redisReply* decisive = !is_nil(specific) && !is_error(specific) ? specific : channel_wide;
+  if (!is_nil(decisive) && !is_error(decisive)) {
+    auto record = parse_consent(as_string(decisive));
+    if (!record) return std::string("consent record is malformed");
+    if (!record->granted) return fmt::format("consent withdrawn {} ({})", record->at, record->source);
+    return std::nullopt;
+  }
+  if (!consent_required) return std::nullopt;
+  if (!have_member) return std::string("no member id to check consent against");
+  return std::string("no consent");
+}
+
+void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
+                           std::string_view member, std::string_view address) {
+  req.command("HMGET", consent_key(k, member), consent_field(ch, category), channel_wide_consent_field(ch));
+  req.command("HGET", suppression_key(k, ch), suppression_member(ch, address));
+}
+
+}  // namespace budstikke::queue
