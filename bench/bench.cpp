@@ -34,6 +34,12 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
   cmd->add_flag("--json", o.json, "Print the result as one JSON object");
   cmd->add_flag("--keep", o.keep, "Keep the work directory with logs and config");
   cmd->add_flag("--tls", o.tls, "STARTTLS: the own sink gets a throwaway certificate, the engine verifies it");
+  cmd->add_option("--channel", o.channel, "email (SMTP sink) or sms (the own SMS gateway sink, Kannel kind)")
+      ->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
+  cmd->add_option("--sms-429-share", o.sms_429_share, "sms: share (0..1) of requests the sink answers 429 with Retry-After: 1")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--sms-concurrency", o.sms_concurrency, "sms: gateway requests in flight per shard")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
 }
 
 namespace {
@@ -47,6 +53,22 @@ std::string synthetic_data(std::uint64_t i) {
   return fmt::format(R"({{"name":"{} {}","branch":"{}","member_since":{},"dues_paid":{}}})",
                      first_names[i % 10], last_names[(i / 10) % 8], branches[(i / 7) % 6], 1990 + i % 35,
                      i % 5 != 0 ? "true" : "false");
+}
+
+const char* sms_template =
+    "Hei {{name}}! Tariffoppgjøret er klart: 5,2 % fra 1. mai for {{branch}}. Uravstemningen åpner mandag. "
+    "Les mer på Min side.";
+
+// Norwegian mobile numbers (9xxxxxxx), one per member.
+std::string synthetic_number(std::uint64_t i) { return fmt::format("9{:07}", i % 10000000); }
+
+// A count from the SMS sink's exit line ("... in_backoff=0 ..."), or -1.
+long long sink_count(const fs::path& log, std::string_view name) {
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto at = text.rfind(" " + std::string(name) + "=");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(text.c_str() + at + name.size() + 2, nullptr, 10);
 }
 
 const char* subject_template = "Tariffoppgjøret 2026: resultatet for {{branch}}";
@@ -148,6 +170,14 @@ int run_bench(const bench_options& opt) {
       if (::geteuid() == 0) argv.insert(argv.end(), {"-u", "nobody"});  // it refuses to run as root otherwise
       argv.insert(argv.end(), {listen, "1024"});
       sink = support::child_process::spawn(argv, (work / "sink.log").string());
+    } else if (opt.channel == "sms") {
+      sink_name = "own SMS sink (kannel)";
+      std::vector<std::string> argv{support::self_executable(), "sink", "sms", "--listen", listen};
+      if (opt.sms_429_share > 0) {
+        argv.insert(argv.end(), {"--429-share", fmt::format("{}", opt.sms_429_share), "--retry-after", "1"});
+        sink_name += fmt::format(", {:g} % 429 Retry-After: 1", opt.sms_429_share * 100);
+      }
+      sink = support::child_process::spawn(argv, (work / "sink.log").string());
     } else {
       std::vector<std::string> argv{support::self_executable(), "sink", "smtp", "--listen", listen};
       if (opt.tls) {
@@ -180,10 +210,16 @@ int run_bench(const bench_options& opt) {
     def.from_name = "Forbundet Øst";
     def.created_at = queue::now_rfc3339();
     def.templates = {{"subject", subject_template}, {"text", text_template}, {"html", html_template}};
+    if (opt.channel == "sms") {
+      def.kind = queue::channel::sms;
+      def.from_address = "Forbundet";
+      def.templates = {{"sms", sms_template}};
+    }
     queue::campaign_writer writer(conn, queue::keys(), def, 2000);
     if (auto ec = co_await writer.async_create(error)) co_return ec;
     for (std::uint64_t i = 0; i < opt.recipients; ++i) {
-      writer.add(fmt::format("medlem{}@fagforbund{}.example", i, i % 50), fmt::format("M{:07}", i), synthetic_data(i));
+      writer.add(opt.channel == "sms" ? synthetic_number(i) : fmt::format("medlem{}@fagforbund{}.example", i, i % 50),
+                 fmt::format("M{:07}", i), synthetic_data(i));
       if (writer.should_flush())
         if (auto ec = co_await writer.async_flush(error)) co_return ec;
     }
@@ -201,6 +237,11 @@ int run_bench(const bench_options& opt) {
         "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\nsmtp:\n  host: {}\n  port: {}\n"
         "  connections: {}\n  max_messages_per_connection: 100000\n",
         rc.host, rc.port, rc.database, opt.workers, opt.window, relay_host, relay_port, opt.connections);
+    if (opt.channel == "sms") {
+      // Paused retries wait Retry-After (1 s) plus up to a tenth of it; the window must hold the campaign's flow meanwhile.
+      cfg << fmt::format("sms:\n  gateway:\n    kind: kannel\n    url: http://{}:{}/cgi-bin/sendsms\n    concurrency: {}\n",
+                         relay_host, relay_port, opt.sms_concurrency);
+    }
     if (opt.tls && opt.relay.empty() && opt.sink != "postfix") {
       cfg << fmt::format("  tls: starttls\n  tls_verify: true\n  ca_file: {}\n  tls_server_name: localhost\n",
                          (work / "ca.pem").string());
@@ -233,16 +274,24 @@ int run_bench(const bench_options& opt) {
                            : 0.0;
   bool adds_up = st->done() == static_cast<std::int64_t>(opt.recipients) && st->state == "done";
   bool ok = status.exited_normally() && adds_up;
+  // sms: the gateway's 429s, and requests that came during a back-off window it announced (must be 0).
+  long long throttled = -1, in_backoff = -1;
+  if (opt.channel == "sms" && opt.relay.empty()) {
+    throttled = sink_count(work / "sink.log", "throttled");
+    in_backoff = sink_count(work / "sink.log", "in_backoff");
+    ok = ok && in_backoff == 0;
+  }
 
   if (opt.json) {
     std::cout << fmt::format(
         R"({{"recipients":{},"workers":{},"window":{},"connections":{},"sink":"{}","seconds":{:.3f},"msg_per_s":{:.0f},)"
         R"("engine_cpu_s":{:.3f},"engine_cpu_us_per_msg":{:.1f},"engine_peak_rss_mb":{:.1f},"redis_bytes_per_recipient":{:.0f},)"
-        R"("enqueue_s":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"state":"{}","engine_exit":{},"ok":{}}})",
+        R"("enqueue_s":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"state":"{}","engine_exit":{},)"
+        R"("gateway_429":{},"requests_in_backoff":{},"ok":{}}})",
         opt.recipients, opt.workers, opt.window, opt.connections, sink_name, run_secs, rate, cpu, cpu_us, rss_mb,
         redis_bytes, enqueue_secs, st->count(queue::final_state::sent), st->count(queue::final_state::failed),
         st->count(queue::final_state::skipped), st->count(queue::final_state::ambiguous), st->state, status.code,
-        ok ? "true" : "false")
+        throttled, in_backoff, ok ? "true" : "false")
               << std::endl;
   } else {
     std::cout << fmt::format(
@@ -258,6 +307,9 @@ int run_bench(const bench_options& opt) {
         run_secs, rate, cpu, cpu_us, rss_mb, st->count(queue::final_state::sent),
         st->count(queue::final_state::failed), st->count(queue::final_state::skipped),
         st->count(queue::final_state::ambiguous), st->state, status.code);
+    if (throttled >= 0)
+      std::cout << fmt::format("gateway           {} answers 429, {} requests inside a back-off window\n", throttled,
+                               in_backoff);
     if (!ok) std::cout << "NOT OK: the counts do not add up or the engine failed; see " << work << "\n";
   }
   if (!opt.keep && ok) fs::remove_all(work);

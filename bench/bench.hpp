@@ -1,5 +1,5 @@
 // `budstikke bench`: a reproducible end-to-end load run on one machine. It starts (or targets) a
-// Redis and an SMTP sink, enqueues N synthetic members, runs the engine as a child process until
+// Redis and an SMTP sink (or, with --channel sms, the project's SMS gateway sink), enqueues N synthetic members, runs the engine as a child process until
 // idle and reports msg/s, engine CPU per message and peak RSS (from wait4, the child alone).
 #pragma once
 
@@ -20,6 +20,9 @@ struct bench_options {
   std::string sink = "own";      // own | postfix
   std::string relay;             // HOST:PORT of an existing relay instead of a started sink
   std::string redis_url;         // an existing Redis instead of a started one
+  std::string channel = "email";  // email | sms (the project's SMS sink, Kannel kind)
+  double sms_429_share = 0;       // sms: share of requests the sink answers 429 Retry-After: 1
+  std::size_t sms_concurrency = 32;  // sms: requests in flight per shard
   bool json = false;
   bool keep = false;             // keep the work directory (logs, config)
   bool tls = false;              // own sink with STARTTLS (a throwaway CA), engine verifying it

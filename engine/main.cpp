@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "adapters/sink/sms_sink.hpp"
 #include "adapters/sink/smtp_sink.hpp"
 #include "bench/bench.hpp"
 #include "engine/commands.hpp"
@@ -12,6 +13,7 @@
 #include "engine/log.hpp"
 #include "engine/preview.hpp"
 #include "engine/runner.hpp"
+#include "engine/send_command.hpp"
 
 using namespace budstikke;
 
@@ -131,6 +133,37 @@ int main(int argc, char** argv) {
   sink_smtp->add_flag("--implicit-tls", sink_opt.implicit_tls, "TLS from the first byte (as on port 465) instead of STARTTLS");
   sink_smtp->add_option("--auth", sink_auth, "USER:PASS: require AUTH PLAIN/LOGIN before MAIL (offered only over TLS unless listening on loopback)");
 
+  std::string sms_listen = "127.0.0.1:13013";
+  std::string sms_kind = "kannel", sms_auth;
+  adapters::sink::sms_sink_options sms_opt;
+  long long sms_retry_after = 1, sms_slow_ms = 0;
+  auto* sink_sms = sink->add_subcommand("sms", "An SMS gateway sink over HTTP (Kannel sendsms or JSON)");
+  sink_sms->add_option("--listen", sms_listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  sink_sms->add_option("--kind", sms_kind, "kannel (GET/POST /cgi-bin/sendsms) or json (POST, JSON body)")->check(CLI::IsMember({"kannel", "json"}))->capture_default_str();
+  sink_sms->add_option("--store", sms_opt.store, "Append every accepted message to FILE, one JSON object per line");
+  sink_sms->add_option("--auth", sms_auth, "USER:PASS: Kannel's username/password fields, or HTTP basic auth (json)");
+  sink_sms->add_option("--bearer", sms_opt.bearer_token, "json: require Authorization: Bearer TOKEN");
+  sink_sms->add_option("--429-share", sms_opt.throttle_share, "Share (0..1) of requests answered 429 with Retry-After")->check(CLI::Range(0.0, 1.0));
+  sink_sms->add_option("--retry-after", sms_retry_after, "Seconds in the Retry-After of those answers")->check(CLI::Range(0, 86400))->capture_default_str();
+  sink_sms->add_option("--5xx-share", sms_opt.error_share, "Share (0..1) of requests answered 500")->check(CLI::Range(0.0, 1.0));
+  sink_sms->add_option("--slow-share", sms_opt.slow_share, "Share (0..1) of requests answered only after --slow-ms (and not stored)")->check(CLI::Range(0.0, 1.0));
+  sink_sms->add_option("--slow-ms", sms_slow_ms, "Delay of the slow answers")->check(CLI::Range(0, 600000));
+  sink_sms->add_option("--drop-share", sms_opt.drop_share, "Share (0..1) of requests whose connection is closed unanswered")->check(CLI::Range(0.0, 1.0));
+  sink_sms->add_option("--seed", sms_opt.seed, "Seed for the fault shares");
+
+  common_options send_common;
+  engine::send_options snd;
+  auto* send = app.add_subcommand("send", "Send one SMS by hand through the configured gateway (consent checked as for campaigns)");
+  add_common(send, send_common);
+  send->add_option("--channel", snd.channel, "sms")->check(CLI::IsMember({"sms"}))->capture_default_str();
+  send->add_option("--to", snd.to, "Phone number (national numbers in sms.default_region)")->required();
+  send->add_option("--member", snd.member, "Member id: whose consent is checked");
+  send->add_option("--category", snd.category, "Message category (decides whether consent is required)")->capture_default_str();
+  send->add_option("--template", snd.template_dir, "Template directory with sms.mustache");
+  send->add_option("--text", snd.text, "The text (a Mustache template, rendered with --data)");
+  send->add_option("--data", snd.data, "Template variables, a JSON object")->capture_default_str();
+  send->add_option("--from", snd.from, "Sender id (default sms.gateway.from)");
+
   bench::bench_options bopt;
   auto* bench_cmd = app.add_subcommand("bench", "Load benchmark: Redis + SMTP sink + engine on this machine");
   bench::add_bench_options(bench_cmd, bopt);
@@ -174,6 +207,25 @@ int main(int argc, char** argv) {
       }
       return adapters::sink::run_smtp_sink_until_signal(sink_opt);
     }
+    if (*sink_sms) {
+      auto [host, port] = parse_listen(sms_listen);
+      sms_opt.listen_host = host;
+      sms_opt.port = port;
+      sms_opt.kind = sms_kind == "json" ? adapters::sink::sms_sink_kind::json : adapters::sink::sms_sink_kind::kannel;
+      sms_opt.retry_after = std::chrono::seconds(sms_retry_after);
+      sms_opt.slow_delay = std::chrono::milliseconds(sms_slow_ms);
+      if (!sms_auth.empty()) {
+        auto colon = sms_auth.find(':');
+        if (colon == std::string::npos || colon == 0) {
+          std::cerr << "error: --auth expects USER:PASS\n";
+          return engine::exit_usage;
+        }
+        sms_opt.username = sms_auth.substr(0, colon);
+        sms_opt.password = sms_auth.substr(colon + 1);
+      }
+      return adapters::sink::run_sms_sink_until_signal(sms_opt);
+    }
+    if (*send) return engine::send_command(resolve_config(send_common), snd);
     if (*bench_cmd) return bench::run_bench(bopt);
   } catch (const engine::config_error& e) {
     std::cerr << "error: " << e.what() << "\n";

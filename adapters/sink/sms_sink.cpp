@@ -270,8 +270,21 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       auto q = target.find('?');
       bool ok = true;
       if (q != std::string_view::npos) ok = parse_kannel_form(target.substr(q + 1), f);
-      if (ok && req.method() == http::verb::post) ok = parse_kannel_form(req.body(), f);
       if (!ok) return std::pair{http::status::bad_request, std::string("Malformed request")};
+      if (req.method() == http::verb::post) {
+        // smsbox's POST interface: the text is the body, the rest in X-Kannel-* headers.
+        if (req[http::field::content_type].substr(0, 10) != "text/plain")
+          return std::pair{http::status::bad_request, std::string("Invalid content-type")};
+        f.text = req.body();
+        auto h = [&](const char* name, std::string& target) {
+          if (auto it = req.find(name); it != req.end()) target = it->value();
+        };
+        h("X-Kannel-Username", f.username);
+        h("X-Kannel-Password", f.password);
+        h("X-Kannel-From", f.from);
+        h("X-Kannel-To", f.to);
+        h("X-Kannel-Coding", f.coding);
+      }
       if (!opt.username.empty() && (f.username != opt.username || f.password != opt.password))
         return std::pair{http::status::forbidden, std::string("Authorization failed for sendsms")};
       if (f.to.empty()) return std::pair{http::status::bad_request, std::string("Missing receiver number")};

@@ -77,18 +77,30 @@ struct curl_multi::impl : std::enable_shared_from_this<impl> {
     return ::close(fd);
   }
 
-  // CURLMOPT_TIMERFUNCTION: -1 stop the timer, 0 act as soon as possible (not from in here).
+  // CURLMOPT_TIMERFUNCTION: -1 no timeout, 0 act as soon as possible (not from in here). curl
+  // moves its deadline on almost every call; re-arming an Asio timer each time costs a
+  // timerfd_settime. So only an earlier deadline re-arms; a later one is a store, checked when
+  // the armed timer fires (io_deadline's pattern).
   static int on_timer(CURLM*, long timeout_ms, void* userp) {
     auto* self = static_cast<impl*>(userp);
-    if (timeout_ms < 0) {
-      self->timer.cancel();
-      return 0;
-    }
-    self->timer.expires_after(std::chrono::milliseconds(timeout_ms));
-    self->timer.async_wait([self = self->shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->action(CURL_SOCKET_TIMEOUT, 0);
-    });
+    using clock = std::chrono::steady_clock;
+    self->due = timeout_ms < 0 ? clock::time_point::max() : clock::now() + std::chrono::milliseconds(timeout_ms);
+    if (self->due < self->armed) self->arm_timer();
     return 0;
+  }
+
+  void arm_timer() {
+    armed = due;
+    timer.expires_at(armed);
+    timer.async_wait([self = shared_from_this(), at = armed](boost::system::error_code ec) {
+      if (ec || at != self->armed) return;  // replaced by an earlier deadline
+      self->armed = std::chrono::steady_clock::time_point::max();
+      if (std::chrono::steady_clock::now() >= self->due) {
+        self->due = std::chrono::steady_clock::time_point::max();
+        self->action(CURL_SOCKET_TIMEOUT, 0);
+      }
+      if (self->due != std::chrono::steady_clock::time_point::max() && self->due < self->armed) self->arm_timer();
+    });
   }
 
   void arm(int fd, watch& w) {
@@ -144,6 +156,7 @@ struct curl_multi::impl : std::enable_shared_from_this<impl> {
 
   void shutdown() {
     if (multi == nullptr) return;
+    armed = due = std::chrono::steady_clock::time_point::max();
     timer.cancel();
     CURLM* m = multi;
     multi = nullptr;
@@ -158,6 +171,8 @@ struct curl_multi::impl : std::enable_shared_from_this<impl> {
   asio::any_io_executor ex;
   transfer_listener& listener;
   asio::steady_timer timer;
+  std::chrono::steady_clock::time_point due = std::chrono::steady_clock::time_point::max();    // curl's deadline
+  std::chrono::steady_clock::time_point armed = std::chrono::steady_clock::time_point::max();  // the timer's
   CURLM* multi = nullptr;
   std::unordered_map<int, std::unique_ptr<watch>> watches;
   std::uint64_t generations = 0;

@@ -27,12 +27,34 @@ void add_field(std::string& out, std::string_view name, std::string_view value) 
   append_form_encoded(out, value);
 }
 
+// A header value from data (a sender id): no line breaks, whatever the portal wrote.
+std::string header(std::string_view name, std::string_view value) {
+  std::string h(name);
+  h.append(": ");
+  for (char c : value)
+    if (c != '\r' && c != '\n' && c != '\0') h.push_back(c);
+  return h;
+}
+
 void build_kannel(const gateway_config& cfg, const sms_fields& sms, http_request& out) {
-  std::string& fields = cfg.method == http_method::get ? out.url : out.body;
-  if (cfg.method == http_method::get) {
+  if (cfg.method != http_method::get) {
+    // smsbox's POST interface: the text is the body (charset in Content-Type), everything else
+    // travels in X-Kannel-* headers. It refuses form-encoded bodies.
     out.url = cfg.url;
-    out.url.push_back(cfg.url.find('?') == std::string::npos ? '?' : '&');
+    out.body.assign(sms.text);
+    out.headers.emplace_back("Content-Type: text/plain; charset=UTF-8");
+    out.headers.push_back(header("X-Kannel-Username", cfg.username));
+    out.headers.push_back(header("X-Kannel-Password", cfg.password));
+    out.headers.push_back(header("X-Kannel-From", sms.from));
+    out.headers.push_back(header("X-Kannel-To", sms.to));
+    out.headers.emplace_back(sms.ucs2 ? "X-Kannel-Coding: 2" : "X-Kannel-Coding: 0");
+    if (!cfg.dlr_mask.empty()) out.headers.push_back(header("X-Kannel-DLR-Mask", cfg.dlr_mask));
+    if (!cfg.dlr_url.empty()) out.headers.push_back(header("X-Kannel-DLR-Url", cfg.dlr_url));
+    return;
   }
+  out.url = cfg.url;
+  out.url.push_back(cfg.url.find('?') == std::string::npos ? '?' : '&');
+  std::string& fields = out.url;
   add_field(fields, "username", cfg.username);
   add_field(fields, "password", cfg.password);
   add_field(fields, "from", sms.from);
@@ -43,10 +65,6 @@ void build_kannel(const gateway_config& cfg, const sms_fields& sms, http_request
   add_field(fields, "charset", "UTF-8");
   if (!cfg.dlr_mask.empty()) add_field(fields, "dlr-mask", cfg.dlr_mask);
   if (!cfg.dlr_url.empty()) add_field(fields, "dlr-url", cfg.dlr_url);
-  if (cfg.method != http_method::get) {
-    out.url = cfg.url;
-    out.headers.emplace_back("Content-Type: application/x-www-form-urlencoded");
-  }
 }
 
 void build_json(const gateway_config& cfg, const sms_fields& sms, http_request& out) {
@@ -72,7 +90,7 @@ void build_json(const gateway_config& cfg, const sms_fields& sms, http_request& 
     smtp::append_base64(header, credentials);
     out.headers.push_back(std::move(header));
   }
-  for (const auto& [name, value] : cfg.headers) out.headers.push_back(name + ": " + value);
+  for (const auto& [name, value] : cfg.headers) out.headers.push_back(header(name, value));
 }
 
 // The first line of a body, printable ASCII only and short: a reply for records, not a dump.

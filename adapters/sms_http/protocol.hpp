@@ -37,8 +37,9 @@ struct http_request {
 void append_form_encoded(std::string& out, std::string_view s);
 
 // Builds the request for one message into `out` (cleared first, buffers reused).
-// kannel: username, password, from, to, text, coding (0 GSM, 2 UCS-2), charset=UTF-8 and the
-// optional dlr-mask/dlr-url, in the query (GET) or as a form body (POST).
+// kannel GET: username, password, from, to, text, coding (0 GSM, 2 UCS-2), charset=UTF-8 and
+// the optional dlr-mask/dlr-url in the query. kannel POST (smsbox's POST interface): the text as
+// a text/plain UTF-8 body, the rest in X-Kannel-Username/-Password/-From/-To/-Coding/-DLR-Mask/-DLR-Url.
 // json: {"<to_field>":..., "<from_field>":..., "<text_field>":..., "<encoding_field>":"gsm7"|"ucs2"}
 // with Content-Type, Accept, Authorization and the configured headers.
 void build_request(const gateway_config& cfg, const sms_fields& sms, http_request& out);

@@ -3,10 +3,15 @@
 
 #include <array>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+
+#include <unistd.h>
 
 #include "adapters/sink/sms_sink.hpp"
 #include "adapters/sms_http/messenger.hpp"
@@ -90,6 +95,31 @@ TEST_CASE("sms messenger: Kannel kind over keep-alive connections, every message
   CHECK(st.accepted == 300);
   CHECK(st.connections <= 4);  // concurrency, kept alive
   CHECK(m->statistics().requests == 300);
+}
+
+TEST_CASE("sms messenger: Kannel kind with POST (text body, X-Kannel headers)") {
+  boost::asio::io_context io;
+  sink::sms_sink_options so;
+  so.username = "budstikke";
+  so.password = "hemmelig";
+  so.store = (std::filesystem::temp_directory_path() / ("sms-post-" + std::to_string(::getpid()) + ".jsonl")).string();
+  std::filesystem::remove(*so.store);
+  sink::sms_sink s(io.get_executor(), so);
+  auto cfg = config_for(s, sms_http::gateway_kind::kannel);
+  cfg.method = sms_http::http_method::post;
+  cfg.username = "budstikke";
+  cfg.password = "hemmelig";
+  listener l;
+  auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
+  auto ds = make_sms(20, true);
+  send_all(io, *m, l, ds);
+  CHECK(l.count(outcome::accepted) == 20);
+  CHECK(s.statistics().ucs2 == 20);
+  std::ifstream in(*so.store);
+  std::string first;
+  std::getline(in, first);
+  CHECK(first.find(R"("to":"+4791000000","from":"Forbundet","text":"Привет 0")") != std::string::npos);
+  std::filesystem::remove(*so.store);
 }
 
 TEST_CASE("sms messenger: wrong Kannel credentials are permanent") {

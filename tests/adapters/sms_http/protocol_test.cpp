@@ -64,16 +64,23 @@ TEST_CASE("sms request: Kannel UCS-2 with delivery reports, URL that already has
         "&dlr-url=https%3A%2F%2Fportal.example%2Fdlr%3Fid%3D%25i%26s%3D%25d");
 }
 
-TEST_CASE("sms request: Kannel POST sends the fields as a form body") {
+TEST_CASE("sms request: Kannel POST carries the text as the body and the rest in X-Kannel headers") {
   auto c = kannel();
   c.method = http_method::post;
+  c.dlr_mask = "3";
   http_request r;
-  build_request(c, {"+4741234567", "F", "a b", false}, r);
+  build_request(c, {"+4741234567", "F\r\nX-Evil: 1", "a b æ", true}, r);
   CHECK(r.method == http_method::post);
   CHECK(r.url == "http://127.0.0.1:13013/cgi-bin/sendsms");
-  CHECK(r.body == "username=budstikke&password=p%26ss%3Dw%3Frd&from=F&to=%2B4741234567&text=a%20b&coding=0&charset=UTF-8");
-  REQUIRE(r.headers.size() == 1);
-  CHECK(r.headers[0] == "Content-Type: application/x-www-form-urlencoded");
+  CHECK(r.body == "a b æ");
+  REQUIRE(r.headers.size() == 7);
+  CHECK(r.headers[0] == "Content-Type: text/plain; charset=UTF-8");
+  CHECK(r.headers[1] == "X-Kannel-Username: budstikke");
+  CHECK(r.headers[2] == "X-Kannel-Password: p&ss=w?rd");
+  CHECK(r.headers[3] == "X-Kannel-From: FX-Evil: 1");  // no header injection from a sender id
+  CHECK(r.headers[4] == "X-Kannel-To: +4741234567");
+  CHECK(r.headers[5] == "X-Kannel-Coding: 2");
+  CHECK(r.headers[6] == "X-Kannel-DLR-Mask: 3");
 }
 
 TEST_CASE("sms request: JSON body with configured field names, bearer auth and extra headers") {

@@ -1,0 +1,82 @@
+// The SMS sink's faults through the whole engine: 429 with Retry-After (no request inside the
+// back-off window, everything sent in the end), 500s retried, dropped connections and slow
+// answers ambiguous, and the counts match what the sink saw.
+#include "tests/integration/sms.hpp"
+
+using namespace budstikke::testing;
+
+TEST_CASE("e2e sms: 10 % 429 Retry-After 1, every member sent, no request during a back-off window") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto sink = start_sms_sink(dir, {"--429-share", "0.1", "--retry-after", "1", "--seed", "11"});
+  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(sink.port) + "/cgi-bin/sendsms",
+                                 "    kind: kannel\n    concurrency: 64\n");
+  constexpr int n = 1500;
+  enqueue_sms(dir, config, "throttled", write_sms_members(dir, n));
+  run_until_idle(dir, config);
+  auto s = campaign_status(dir, config, "throttled");
+  require_adds_up(s, n);
+  CHECK(field(s, "sent") == n);
+  sink.process.stop();
+  CHECK(sms_sink_count(dir, "throttled") > 0);
+  CHECK(sms_sink_count(dir, "in_backoff") == 0);
+  auto seen = sms_arrivals(dir);
+  CHECK(seen.size() == static_cast<std::size_t>(n));
+  for (auto& [number, count] : seen) CHECK(count == 1);
+}
+
+TEST_CASE("e2e sms: 500s are retried, dropped connections are ambiguous and never resent") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto sink = start_sms_sink(dir, {"--5xx-share", "0.2", "--drop-share", "0.05", "--seed", "3"});
+  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(sink.port) + "/cgi-bin/sendsms",
+                                 "", "  max_attempts: 6\n");
+  constexpr int n = 1500;
+  enqueue_sms(dir, config, "faults", write_sms_members(dir, n));
+  run_until_idle(dir, config);
+  auto s = campaign_status(dir, config, "faults");
+  require_adds_up(s, n);
+  sink.process.stop();
+  auto seen = sms_arrivals(dir);
+  std::int64_t arrived = 0;
+  for (auto& [number, count] : seen) {
+    CHECK(count == 1);
+    arrived += count;
+  }
+  CHECK(field(s, "sent") == arrived);
+  CHECK(field(s, "ambiguous") == sms_sink_count(dir, "dropped"));
+  CHECK(field(s, "ambiguous") > 0);
+  CHECK(sms_sink_count(dir, "errors") > 0);
+  CHECK(field(s, "sent") + field(s, "ambiguous") + field(s, "failed") == n);
+}
+
+TEST_CASE("e2e sms: an answer later than the request timeout is ambiguous") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto sink = start_sms_sink(dir, {"--slow-share", "0.1", "--slow-ms", "3000", "--seed", "9"});
+  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(sink.port) + "/cgi-bin/sendsms",
+                                 "    kind: kannel\n    request_timeout_ms: 500\n");
+  constexpr int n = 300;
+  enqueue_sms(dir, config, "slow", write_sms_members(dir, n));
+  run_until_idle(dir, config);
+  auto s = campaign_status(dir, config, "slow");
+  require_adds_up(s, n);
+  sink.process.stop();
+  CHECK(field(s, "ambiguous") == sms_sink_count(dir, "slow"));
+  CHECK(field(s, "ambiguous") > 0);
+  CHECK(field(s, "sent") == static_cast<std::int64_t>(sms_arrivals(dir).size()));
+}
+
+TEST_CASE("e2e sms: a gateway that is down leaves the campaign failed after the attempts, nothing lost") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto port = budstikke::support::free_loopback_port();
+  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(port) + "/cgi-bin/sendsms",
+                                 "    kind: kannel\n    connect_timeout_ms: 500\n");
+  constexpr int n = 50;
+  enqueue_sms(dir, config, "down", write_sms_members(dir, n));
+  run_until_idle(dir, config);
+  auto s = campaign_status(dir, config, "down");
+  require_adds_up(s, n);
+  CHECK(field(s, "failed") == n);
+}
