@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
           libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server
-          python3-aiosmtpd openssl)
+          python3-aiosmtpd openssl libcurl4-openssl-dev libphonenumber-dev kannel)
 
 # The fuzz build uses clang and its libFuzzer runtime.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
@@ -46,6 +46,24 @@ done
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# libphonenumber-dev depends on boost-defaults' libboost-thread-dev, i.e. Boost 1.74, which
+# conflicts with the Boost 1.81 we build with; its headers need only Boost's header-only parts.
+# A local, empty stand-in package points that dependency at libboost-thread1.81-dev instead.
+boost_thread_stand_in() {
+  dpkg-query -W -f='${Status}' libboost-thread-dev 2>/dev/null | grep -q "install ok installed" && return 0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libboost-thread1.81-dev
+  local d
+  d=$(mktemp -d)
+  mkdir -p "$d/pkg/DEBIAN"
+  printf '%s\n' "Package: libboost-thread-dev" "Version: 1.81.0.0~local1" "Architecture: all" \
+    "Maintainer: budstikke dev.sh <root@localhost>" "Depends: libboost-thread1.81-dev" "Section: libdevel" \
+    "Priority: optional" "Description: stand-in for boost-defaults' libboost-thread-dev, on Boost 1.81" \
+    " Lets libphonenumber-dev install next to libboost1.81-dev (budstikke deploy/dev.sh)." > "$d/pkg/DEBIAN/control"
+  dpkg-deb --build --root-owner-group "$d/pkg" "$d/libboost-thread-dev.deb" >/dev/null
+  as_root dpkg -i "$d/libboost-thread-dev.deb"
+  rm -rf "$d"
+}
+
 install_deps() {
   local want=("${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}") missing=()
   [ "$WITH_POSTFIX" -eq 1 ] && want+=(postfix)
@@ -58,7 +76,19 @@ install_deps() {
     echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
   fi
   as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [[ " ${missing[*]} " == *" libphonenumber-dev "* ]] && boost_thread_stand_in
+  # Kannel is only a test peer: like postfix, no service may start (or start at boot) on this machine.
+  local guard=0
+  if [[ " ${missing[*]} " == *" kannel "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    guard=1
+  fi
+  local ok=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || ok=$?
+  [ "$guard" -eq 1 ] && as_root rm -f /usr/sbin/policy-rc.d
+  [ "$ok" -eq 0 ] || return "$ok"
+  if [[ " ${missing[*]} " == *" kannel "* ]]; then as_root update-rc.d kannel disable >/dev/null 2>&1 || true; fi
 }
 
 build() {
