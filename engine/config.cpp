@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "adapters/sms_http/phone.hpp"
+#include "engine/admin_http.hpp"
 #include "engine/log.hpp"
 
 namespace budstikke::engine {
@@ -413,6 +414,12 @@ config load_config(const std::string& path) {
   eng.millis("heartbeat_interval_ms", e.heartbeat_interval, 100, 600000);
   eng.millis("consumer_timeout_ms", e.consumer_timeout, 1000, 3600000);
   eng.integer("max_deliveries", e.max_deliveries, 1, 1000);
+  eng.custom("admin_listen", [&](const YAML::Node& n) {
+    if (!n.IsScalar()) eng.fail(n, "admin_listen", "expected HOST:PORT or an empty string");
+    if (!n.Scalar().empty() && !parse_host_port(n.Scalar()))
+      eng.fail(n, "admin_listen", fmt::format("'{}' is not HOST:PORT (IPv6 as [::1]:9464)", n.Scalar()));
+    e.admin_listen = n.Scalar();
+  });
 
   auto& s = cfg.smtp;
   section_reader smtp(path, "smtp");

@@ -36,6 +36,8 @@ struct engine_config {
   std::chrono::milliseconds heartbeat_interval{2000};  // liveness key refresh
   std::chrono::milliseconds consumer_timeout{30000};   // a consumer silent this long is dead: its entries are reclaimed
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
+  // The admin HTTP port (/metrics, /healthz, /readyz): host:port; empty disables it.
+  std::string admin_listen = "127.0.0.1:9464";
 };
 
 // What to do with a message that was on the wire when an engine died (RFC 1047): send it again

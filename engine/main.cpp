@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the engine: pull campaigns from Redis and send them");
   add_common(run, run_common);
   run->add_flag("--until-idle", until_idle, "Exit 0 once no campaign has pending work");
+  std::string run_report;
+  run->add_option("--report", run_report, "At exit, write counts, msg/s and latency quantiles to FILE as JSON");
   run->add_option("--workers", workers, "Shards (threads); default engine.workers, 0 = one per core")->check(CLI::Range(0, 256));
 
   common_options enq_common;
@@ -181,7 +183,7 @@ int main(int argc, char** argv) {
     if (*run) {
       auto cfg = resolve_config(run_common);
       if (workers >= 0) cfg.engine.workers = static_cast<std::size_t>(workers);
-      return engine::run_engine(cfg, until_idle);
+      return engine::run_engine(cfg, until_idle, run_report);
     }
     if (*enqueue) return engine::enqueue_command(resolve_config(enq_common), enq);
     if (*status) return engine::status_command(resolve_config(st_common), st);

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 #include <unistd.h>
 
@@ -10,19 +11,28 @@
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include "engine/admin_http.hpp"
 #include "engine/log.hpp"
+#include "engine/metrics.hpp"
 #include "engine/shard.hpp"
 
 namespace budstikke::engine {
 namespace asio = boost::asio;
 
-int run_engine(const config& cfg, bool until_idle) {
+int run_engine(const config& cfg, bool until_idle, const std::string& report_file) {
   std::size_t workers = cfg.engine.workers;
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
 
   engine_totals totals;
   std::vector<std::unique_ptr<shard>> shards;
   for (std::size_t i = 0; i < workers; ++i) shards.push_back(std::make_unique<shard>(cfg, i, until_idle, totals));
+  metrics::global().expect_shards(workers);
+  // Its own thread, never a shard's loop; up before the shards so /healthz answers during start-up.
+  std::unique_ptr<admin_server> admin;
+  if (!cfg.engine.admin_listen.empty()) {
+    admin = std::make_unique<admin_server>(*parse_host_port(cfg.engine.admin_listen), metrics::global());
+    log::info("admin listening", {{"listen", cfg.engine.admin_listen}, {"port", admin->port()}});
+  }
 
   asio::io_context main_ioc(1);
   asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
@@ -65,6 +75,16 @@ int run_engine(const config& cfg, bool until_idle) {
                                {"handed_back", totals.handed_back.load()},
                                {"campaigns_finished", totals.campaigns_finished.load()},
                                {"seconds", secs}, {"msg_per_s", secs > 0 ? done / secs : 0.0}});
+  if (!report_file.empty()) {
+    auto& m = metrics::global();
+    std::ofstream(report_file) << fmt::format(
+        R"({{"seconds":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"msg_per_s":{:.1f},)"
+        R"("enqueue_to_accepted_s":{},"relay_roundtrip_s":{}}})"
+        "\n",
+        secs, totals.sent.load(), totals.failed.load(), totals.skipped.load(), totals.ambiguous.load(),
+        secs > 0 ? done / secs : 0.0, metrics::quantiles_json(m.enqueue_to_accepted()),
+        metrics::quantiles_json(m.relay_roundtrip()));
+  }
   return failed ? 1 : 0;
 }
 

@@ -20,6 +20,7 @@
 #include "adapters/smtp/messenger.hpp"
 #include "engine/event.hpp"
 #include "engine/log.hpp"
+#include "engine/metrics.hpp"
 #include "engine/renderer.hpp"
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
@@ -59,6 +60,7 @@ class shard::impl final : public adapters::delivery_listener {
         index_(index),
         until_idle_(until_idle),
         totals_(totals),
+        cell_(metrics::global().shard(index)),
         ioc_(1),
         keys_(cfg.key_prefix),
         pull_conn_(ioc_.get_executor(), cfg.redis),
@@ -139,6 +141,7 @@ class shard::impl final : public adapters::delivery_listener {
     int current = 0;          // smooth weighted round-robin state
     std::size_t held = 0;     // slots holding this campaign's entries
     std::vector<std::uint32_t> to_record;
+    metrics::campaign_handle series;  // its counters in /metrics
 
     bool served() const { return mode != serve_mode::not_served && active; }
     bool recovering() const { return !recover.empty() || !own_recovered || recover_after_drain; }
@@ -156,6 +159,7 @@ class shard::impl final : public adapters::delivery_listener {
     std::uint32_t paused_retries = 0;  // transient answers that carried a Retry-After
     bool marked = false;   // its in-flight mark is written: it may be on the wire
     bool resent = false;   // it was on the wire when an engine stopped, and is sent again
+    std::chrono::steady_clock::time_point pushed_at;  // for the relay round-trip metric
     asio::steady_timer retry_timer;
   };
 
@@ -177,6 +181,7 @@ class shard::impl final : public adapters::delivery_listener {
     // Stop: no more reads. What waits to be marked, or waits for a retry, is handed back (it
     // stays pending for this consumer and is taken up again on the next start).
     pulling_ = false;
+    cell_.ready.store(false, std::memory_order_relaxed);
     mark_wake_.notify();
     for (auto idx : ready_) hand_back(idx);
     ready_.clear();
@@ -417,6 +422,7 @@ class shard::impl final : public adapters::delivery_listener {
     // The reply may have been lost after Redis delivered entries to this consumer: those sit in
     // our pending list, so each affected campaign re-takes its own backlog once its slots drain.
     for (auto* c : affected) c->recover_after_drain = true;
+    cell_.ready.store(false, std::memory_order_relaxed);
     log::warn("Redis read failed; retrying", {{"shard", index_}, {"error", ec.message()}});
     co_await backoff_wait();
   }
@@ -465,6 +471,8 @@ class shard::impl final : public adapters::delivery_listener {
     s.marked = false;
     s.resent = false;
     s.reason.clear();
+    update_gauges();
+    if (!recovered) metrics::global().observe_queue_lag(c.def.kind, seconds_since_entry(e.id));
     if (recovered) {
       if (recovered->deliveries >= static_cast<std::int64_t>(cfg_.engine.max_deliveries)) {
         finish(idx, final_state::failed,
@@ -615,10 +623,34 @@ class shard::impl final : public adapters::delivery_listener {
     }
   }
 
+  // ---- metrics ----
+
+  void update_gauges() {
+    cell_.slots_held.store(static_cast<std::int64_t>(held_), std::memory_order_relaxed);
+    cell_.on_wire.store(static_cast<std::int64_t>(on_wire_), std::memory_order_relaxed);
+  }
+
+  // Seconds since the entry was added (its id is "<ms>-<seq>", in Redis's clock).
+  static double seconds_since_entry(std::string_view entry_id) {
+    auto ms = metrics::entry_time_ms(entry_id);
+    return ms ? static_cast<double>(epoch_ms() - *ms) / 1000.0 : 0.0;
+  }
+
+  void observe_delivery(const slot& s, const adapters::delivery& d) {
+    auto& m = metrics::global();
+    const auto ch = s.campaign->def.kind;
+    m.adapter_result(ch, d.result);
+    m.observe_relay_roundtrip(ch, std::chrono::duration<double>(std::chrono::steady_clock::now() - s.pushed_at).count());
+    if (d.result == adapters::outcome::accepted) m.observe_enqueue_to_accepted(ch, seconds_since_entry(s.entry_id));
+    update_gauges();
+  }
+
   void send(std::uint32_t idx) {
     slot& s = *slots_[idx];
     ++s.attempts;
     ++on_wire_;
+    s.pushed_at = std::chrono::steady_clock::now();
+    update_gauges();
     if (s.campaign->def.kind == queue::channel::sms) sms_->push(s.d);
     else pool_->push(s.d);
   }
@@ -627,6 +659,7 @@ class shard::impl final : public adapters::delivery_listener {
     std::uint32_t idx = d.slot;
     slot& s = *slots_[idx];
     --on_wire_;
+    observe_delivery(s, d);
     mark_wake_.notify();
     switch (d.result) {
       case adapters::outcome::accepted:
@@ -661,7 +694,9 @@ class shard::impl final : public adapters::delivery_listener {
     auto delay = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap.count())(jitter_));
     if (paused) delay += d.retry_after;
     s.retry_timer.expires_after(delay);
+    cell_.retries_waiting.fetch_add(1, std::memory_order_relaxed);
     s.retry_timer.async_wait([this, idx](boost::system::error_code ec) {
+      cell_.retries_waiting.fetch_sub(1, std::memory_order_relaxed);
       if (ec || !pulling_) hand_back(idx);
       else send(idx);
     });
@@ -681,6 +716,7 @@ class shard::impl final : public adapters::delivery_listener {
     s.campaign = nullptr;
     free_.push_back(idx);
     --held_;
+    update_gauges();
     if (held_ == 0) drained_.notify();
     pull_wake_.notify();
   }
@@ -751,7 +787,10 @@ class shard::impl final : public adapters::delivery_listener {
           continue;
         }
         for (auto idx : idxs) {
-          if (auto st = slots_[idx]->state) count(*st);
+          if (auto st = slots_[idx]->state) {
+            count(*st);
+            c->series->record(*st);
+          }
           release(idx);
         }
         if (queue::as_integer(r->element[1]).value_or(0) == 1) {
@@ -861,6 +900,7 @@ class shard::impl final : public adapters::delivery_listener {
     req.command("ZRANGE", keys_.registry(), 0, -1);
     if (auto ec = co_await control_conn_.async_exec(req, replies)) {
       log::warn("cannot read the campaign registry", {{"shard", index_}, {"error", ec.message()}});
+      cell_.ready.store(false, std::memory_order_relaxed);
       co_await backoff_wait();
       co_return;
     }
@@ -905,6 +945,7 @@ class shard::impl final : public adapters::delivery_listener {
     }
     if (!control.empty()) co_await control_conn_.async_exec(control, replies);
     registry_loaded_ = true;
+    cell_.ready.store(true, std::memory_order_relaxed);
     // Forget campaigns that left the registry once nothing of theirs is in flight.
     for (auto it = campaigns_.begin(); it != campaigns_.end();) {
       if (!it->second->in_registry && it->second->held == 0 && it->second->to_record.empty()) it = campaigns_.erase(it);
@@ -946,6 +987,7 @@ class shard::impl final : public adapters::delivery_listener {
       log::error("campaign cannot be sent; each recipient is recorded failed", {{"campaign", id}, {"error", c->unusable_reason}});
     else if (c->mode == serve_mode::send && index_ == 0)
       log::info("serving campaign", {{"campaign", id}, {"priority", c->def.priority}});
+    c->series = metrics::global().campaign(id, c->def.tenant, c->def.kind);
     campaigns_.emplace(id, std::move(c));
     pull_wake_.notify();
   }
@@ -954,6 +996,7 @@ class shard::impl final : public adapters::delivery_listener {
   std::size_t index_;
   bool until_idle_;
   engine_totals& totals_;
+  metrics::shard_cell& cell_;
   asio::io_context ioc_;
   queue::keys keys_;
   queue::connection pull_conn_, record_conn_, control_conn_, mark_conn_;

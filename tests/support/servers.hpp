@@ -115,7 +115,9 @@ inline fs::path write_config(const temp_dir& dir, const redis_server& redis, std
   auto path = dir / "budstikke.yaml";
   std::ofstream out(path);
   out << "redis:\n  url: " << redis.url() << "\n"
-      << "engine:\n  workers: 2\n  window: 500\n  retry_backoff_ms: 20\n  idle_poll_ms: 100\n" << extra_engine
+      << "engine:\n  workers: 2\n  window: 500\n  retry_backoff_ms: 20\n  idle_poll_ms: 100\n"
+      << "  admin_listen: 127.0.0.1:0\n"  // any free port: tests run side by side
+      << extra_engine
       << "smtp:\n  host: 127.0.0.1\n  port: " << relay_port << "\n  connections: 4\n"
       // Scenarios about other things send newsletters without recording consent first;
       // tests/integration/consent_test.cpp covers consent.

@@ -1,0 +1,215 @@
+#include "engine/admin_http.hpp"
+
+#include <charconv>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
+
+#include "engine/metrics.hpp"
+
+namespace budstikke::engine {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_sessions = 32;
+constexpr std::size_t max_header_bytes = 8 * 1024;
+constexpr std::size_t max_requests_per_connection = 100;
+constexpr std::chrono::seconds request_timeout{10};
+
+using response = http::response<http::string_body>;
+
+response answer(const http::request<http::empty_body>& req, metrics::registry& reg) {
+  response res;
+  res.version(req.version());
+  res.keep_alive(req.keep_alive());
+  res.set(http::field::server, "budstikke");
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  auto target = std::string_view(req.target().data(), req.target().size());
+  target = target.substr(0, target.find('?'));
+  const bool known = target == "/metrics" || target == "/healthz" || target == "/readyz";
+  if (!known) {
+    res.result(http::status::not_found);
+    res.body() = "not found\n";
+  } else if (req.method() != http::verb::get) {
+    res.result(http::status::method_not_allowed);
+    res.set(http::field::allow, "GET");
+    res.body() = "only GET\n";
+  } else if (target == "/metrics") {
+    res.result(http::status::ok);
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = reg.render_prometheus();
+  } else if (target == "/healthz") {
+    res.result(http::status::ok);
+    res.body() = "ok\n";
+  } else if (reg.ready()) {
+    res.result(http::status::ok);
+    res.body() = "ready\n";
+  } else {
+    res.result(http::status::service_unavailable);
+    res.body() = "not ready: a shard has not reached Redis or is not pulling\n";
+  }
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+std::optional<host_port> parse_host_port(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  auto host = s.substr(0, colon);
+  auto port_text = s.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // IPv6 needs brackets
+  }
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
+    return std::nullopt;
+  return host_port{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+struct admin_server::impl {
+  impl(const host_port& listen, metrics::registry& r) : reg(r), acceptor(ioc) {
+    try {
+      tcp::resolver resolver(ioc);
+      auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port), tcp::resolver::passive);
+      tcp::endpoint ep = endpoints.begin()->endpoint();
+      acceptor.open(ep.protocol());
+      acceptor.set_option(tcp::acceptor::reuse_address(true));
+      acceptor.bind(ep);
+      acceptor.listen();
+    } catch (const boost::system::system_error& e) {
+      throw std::system_error(e.code(), fmt::format("admin_listen {}:{}", listen.host, listen.port));
+    }
+    asio::co_spawn(ioc, accept_loop(), [](std::exception_ptr) {});
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  ~impl() {
+    asio::post(ioc, [this] {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+      ioc.stop();
+    });
+    thread.join();
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) continue;
+      if (sessions >= max_sessions) continue;  // the socket closes here
+      ++sessions;
+      asio::co_spawn(ioc, session(std::move(socket)), [this](std::exception_ptr) { --sessions; });
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer(max_header_bytes);
+    for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(max_header_bytes);
+      stream.expires_after(request_timeout);
+      auto [ec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (ec) break;  // a body (empty_body refuses one), a timeout, a close
+      auto res = answer(parser.get(), reg);
+      stream.expires_after(request_timeout);
+      auto [wec, written] = co_await http::async_write(stream, res, use_tuple);
+      if (wec || !res.keep_alive()) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  metrics::registry& reg;
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor;
+  std::size_t sessions = 0;  // only touched on the server's thread
+  std::thread thread;
+};
+
+admin_server::admin_server(const host_port& listen, metrics::registry& reg)
+    : impl_(std::make_unique<impl>(listen, reg)) {}
+admin_server::~admin_server() = default;
+std::uint16_t admin_server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::optional<http_response> http_get(const host_port& server, std::string_view target,
+                                      std::chrono::milliseconds timeout, std::string* error) {
+  asio::io_context ioc(1);
+  std::optional<http_response> result;
+  std::string problem;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        beast::tcp_stream stream(ioc);
+        stream.expires_after(timeout);
+        tcp::resolver resolver(ioc);
+        auto [rec, endpoints] = co_await resolver.async_resolve(server.host, std::to_string(server.port), use_tuple);
+        if (rec) {
+          problem = rec.message();
+          co_return;
+        }
+        auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
+        if (cec) {
+          problem = cec.message();
+          co_return;
+        }
+        http::request<http::empty_body> req(http::verb::get, std::string(target), 11);
+        req.set(http::field::host, server.host);
+        req.keep_alive(false);
+        auto [wec, written] = co_await http::async_write(stream, req, use_tuple);
+        if (wec) {
+          problem = wec.message();
+          co_return;
+        }
+        beast::flat_buffer buffer;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(64 * 1024 * 1024);
+        auto [ec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
+        if (ec) {
+          problem = ec.message();
+          co_return;
+        }
+        auto& res = parser.get();
+        result = http_response{static_cast<int>(res.result_int()),
+                               std::string(res[http::field::content_type]), std::move(res.body())};
+      },
+      [&](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          problem = ex.what();
+        }
+      });
+  ioc.run();
+  if (!result && error) *error = problem;
+  return result;
+}
+
+}  // namespace budstikke::engine
