@@ -151,7 +151,10 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     std::optional<line_problem> problem;
     while (reader->next(rec, problem)) {
       if (!problem && def.kind == queue::channel::email) {
-        if (auto why = templates::email_address_problem(rec.to)) problem = line_problem{rec.line, std::string(*why)};
+        std::string ascii;
+        bool needs_smtputf8 = false;
+        if (auto why = templates::prepare_email_address(rec.to, ascii, needs_smtputf8))
+          problem = line_problem{rec.line, std::string(*why)};
       }
       if (!problem) {
         std::string key = rec.to;
@@ -256,7 +259,8 @@ int status_command(const config& cfg, const status_options& opt) {
       line += fmt::format(",\"priority\":{},\"total\":{},\"enqueued\":{}", s.priority,
                           s.total ? std::to_string(*s.total) : "null", s.enqueued);
       for (auto st : queue::all_final_states) line += fmt::format(",\"{}\":{}", queue::to_string(st), s.count(st));
-      line += fmt::format(",\"resent\":{},\"pending\":{},\"created_at\":", s.resent, s.pending());
+      line += fmt::format(",\"cancelled\":{},\"resent\":{},\"pending\":{},\"created_at\":", s.cancelled(),
+                          s.resent, s.pending());
       log::append_json_string(line, s.created_at);
       line += ",\"finished_at\":";
       if (s.finished_at.empty()) line += "null";
@@ -270,13 +274,13 @@ int status_command(const config& cfg, const status_options& opt) {
     std::cout << "no campaigns\n";
     return exit_ok;
   }
-  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9}\n", "CAMPAIGN", "STATE",
-                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "PENDING");
+  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9}\n", "CAMPAIGN", "STATE",
+                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING");
   for (const auto& s : rows) {
-    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9}\n", s.id, s.state, s.channel,
+    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9}\n", s.id, s.state, s.channel,
                              s.total ? std::to_string(*s.total) : "(open)", s.count(queue::final_state::sent),
                              s.count(queue::final_state::failed), s.count(queue::final_state::skipped),
-                             s.count(queue::final_state::ambiguous), s.pending());
+                             s.count(queue::final_state::ambiguous), s.cancelled(), s.pending());
   }
   return exit_ok;
 }

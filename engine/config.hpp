@@ -24,7 +24,7 @@ struct engine_config {
   std::size_t read_batch = 256;     // XREADGROUP COUNT
   std::size_t record_batch = 512;   // outcomes per recording pipeline
   std::chrono::milliseconds record_interval{5};   // longest an outcome waits to be recorded
-  std::chrono::milliseconds registry_interval{1000};  // how often the campaign registry is re-read
+  std::chrono::milliseconds registry_interval{500};  // how often the campaign registry is re-read
   std::chrono::milliseconds idle_poll{200};       // XREADGROUP BLOCK when nothing is waiting
   std::string consumer;             // consumer name prefix; default: the host name
   std::size_t max_attempts = 3;     // sends of one message before a transient failure is final

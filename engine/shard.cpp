@@ -518,13 +518,10 @@ class shard::impl final : public adapters::delivery_listener {
     }
   }
 
+  // The address checked (an IDN domain in its xn-- form; a UTF-8 local part needs SMTPUTF8 from
+  // the relay), then the message rendered into the delivery.
   std::optional<render_failure> prepare_email(campaign_rt& c, const queue::stream_entry& e, adapters::delivery& d) {
-    if (auto problem = templates::email_address_problem(e.to)) return render_failure{final_state::skipped, std::string(*problem)};
-    if (auto problem = c.renderer->render_email(e.id, e.to, e.member, e.data, d.data))
-      return render_failure{final_state::failed, std::move(*problem)};
-    d.envelope_from = c.def.from_address;
-    d.envelope_to.assign(e.to);
-    return std::nullopt;
+    return c.renderer->prepare_email(e.id, e.to, e.member, e.data, d);
   }
 
   // The number checked and in E.164 (consent, suppression and the gateway all see that form),
@@ -697,7 +694,7 @@ class shard::impl final : public adapters::delivery_listener {
     cell_.retries_waiting.fetch_add(1, std::memory_order_relaxed);
     s.retry_timer.async_wait([this, idx](boost::system::error_code ec) {
       cell_.retries_waiting.fetch_sub(1, std::memory_order_relaxed);
-      if (ec || !pulling_) hand_back(idx);
+      if (ec || !pulling_ || !slots_[idx]->campaign->active) hand_back(idx);
       else send(idx);
     });
   }
@@ -941,7 +938,9 @@ class shard::impl final : public adapters::delivery_listener {
         c.exhausted = false;
         pull_wake_.notify();
       }
-      if (state == "done") control.command("ZREM", keys_.registry(), id);
+      if (was_active && !c.active) pause_campaign(c);
+      // Done, or cancelled with nothing of ours left in flight: the registry no longer needs it.
+      if (state == "done" || (state == "cancelled" && c.held == 0)) control.command("ZREM", keys_.registry(), id);
     }
     if (!control.empty()) co_await control_conn_.async_exec(control, replies);
     registry_loaded_ = true;
@@ -951,6 +950,20 @@ class shard::impl final : public adapters::delivery_listener {
       if (!it->second->in_registry && it->second->held == 0 && it->second->to_record.empty()) it = campaigns_.erase(it);
       else ++it;
     }
+  }
+
+  // Paused or cancelled: what is read but not yet on the wire goes back (it stays pending for
+  // this consumer); what is on the wire finishes. On resume the own backlog is taken up again,
+  // so pause + resume sends every recipient exactly once.
+  void pause_campaign(campaign_rt& c) {
+    std::deque<std::uint32_t> keep;
+    for (auto idx : ready_) {
+      if (slots_[idx]->campaign == &c) hand_back(idx);
+      else keep.push_back(idx);
+    }
+    ready_.swap(keep);
+    c.recover_after_drain = true;
+    log::info("campaign paused or cancelled: not sending more", {{"shard", index_}, {"campaign", c.def.id}});
   }
 
   void add_campaign(const std::string& id, const redisReply* hash) {

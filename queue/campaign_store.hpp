@@ -62,7 +62,10 @@ struct campaign_status {
 
   std::int64_t count(final_state s) const { return counts[static_cast<std::size_t>(s)]; }
   std::int64_t done() const { return counts[0] + counts[1] + counts[2] + counts[3]; }
-  std::int64_t pending() const { return (total ? *total : enqueued) - done(); }
+  std::int64_t remaining() const { return (total ? *total : enqueued) - done(); }
+  // A cancelled campaign's untouched recipients are `cancelled`, not pending.
+  std::int64_t cancelled() const { return state == "cancelled" ? remaining() : 0; }
+  std::int64_t pending() const { return state == "cancelled" ? 0 : remaining(); }
 };
 
 // Reads one campaign's status; nullopt (with `error`) when it does not exist.

@@ -1,6 +1,7 @@
 #include "queue/resp.hpp"
 
 #include <charconv>
+#include <stdexcept>
 
 namespace budstikke::queue {
 namespace {
@@ -16,12 +17,27 @@ void append_length(std::string& out, char kind, std::size_t n) {
 }  // namespace
 
 request& request::begin(std::size_t argc) {
+  check_complete();
   append_length(payload_, '*', argc);
   ++commands_;
+  announced_ = argc;
+  written_ = 0;
   return *this;
 }
 
+void request::check_complete() const {
+  if (written_ != announced_)
+    throw std::logic_error("RESP request: a command announced " + std::to_string(announced_) + " arguments but got " +
+                           std::to_string(written_));
+}
+
+const std::string& request::payload() const {
+  check_complete();
+  return payload_;
+}
+
 request& request::arg(std::string_view a) {
+  if (++written_ > announced_) check_complete();
   append_length(payload_, '$', a.size());
   payload_.append(a);
   payload_.append("\r\n", 2);

@@ -41,16 +41,23 @@ class request {
   }
 
   std::size_t commands() const { return commands_; }
-  const std::string& payload() const { return payload_; }
+  // The bytes to send. Throws std::logic_error if a command got fewer or more arguments than
+  // its begin() announced: the pipeline would be misframed, a bug that must not reach Redis.
+  const std::string& payload() const;
   bool empty() const { return commands_ == 0; }
   void clear() {
     payload_.clear();
     commands_ = 0;
+    announced_ = written_ = 0;
   }
 
  private:
+  void check_complete() const;
+
   std::string payload_;
   std::size_t commands_ = 0;
+  std::size_t announced_ = 0;  // arguments the current command announced
+  std::size_t written_ = 0;    // and wrote so far
 };
 
 // Incremental reply parser over hiredis's redisReader.

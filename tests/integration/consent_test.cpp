@@ -23,15 +23,19 @@ fs::path consent_config(const temp_dir& dir, const redis_server& redis, std::uin
 
 std::string member_address(int i) { return "medlem" + std::to_string(i) + "@avd" + std::to_string(i % 7) + ".example"; }
 
+// In one MULTI/EXEC: every record lands at the same instant.
 void write_consent(const redis_server& redis, int from, int to, bool granted, const char* source) {
   with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
     q::request req;
+    req.command("MULTI");
     for (int i = from; i < to; ++i)
       req.command("HSET", q::consent_key(q::keys(), "M" + std::to_string(i)), "email:newsletter",
                   q::format_consent(granted, "2026-11-23T10:00:00Z", source));
+    req.command("EXEC");
     std::vector<q::reply_ptr> replies;
     auto ec = co_await conn.async_exec(req, replies);
     REQUIRE_FALSE(ec);
+    REQUIRE(replies.back()->type == REDIS_REPLY_ARRAY);
   });
 }
 

@@ -31,7 +31,7 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
     writer.add("ola@avd1.example\r\nRCPT TO:<evil@x.example>", "M2", "{}");     // skipped: control character
     writer.add("kari@avd1.example", "M3", "[1,2]");                             // failed: data not an object
     writer.add("per@avd1.example", "M4", "{broken");                            // failed: data not JSON
-    writer.add("åse@avd1.example", "M5", "{}");                                 // skipped: non-ASCII
+    writer.add("åse@avd1.example", "M5", "{}");                                 // sent: the sink offers SMTPUTF8
     writer.add("trond@avd1.example", "M6", R"({"name":"Trond\r\nBcc: evil@x.example"})");  // sent, safely
     auto flushed = co_await writer.async_flush(error);
     REQUIRE_FALSE(flushed);
@@ -53,8 +53,8 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   REQUIRE(run.code == 0);
   auto s = campaign_status(dir, config, "hostile");
   require_adds_up(s, 7);
-  CHECK(field(s, "sent") == 1);
-  CHECK(field(s, "skipped") == 3);
+  CHECK(field(s, "sent") == 2);
+  CHECK(field(s, "skipped") == 2);
   CHECK(field(s, "failed") == 3);
 
   // Reasons by member id.
@@ -80,14 +80,19 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   CHECK(reasons["M2"] == "control character in address");
   CHECK(reasons["M3"] == "template data is not a JSON object");
   CHECK(reasons["M4"].rfind("template data is not valid JSON", 0) == 0);
-  CHECK(reasons["M5"].find("non-ASCII") != std::string::npos);
   CHECK(reasons["M7"].find("'to' missing") != std::string::npos);
 
-  // The one message sent has no injected header.
+  // The messages sent have no injected header.
   auto seen = arrivals(maildir);
-  REQUIRE(seen.size() == 1);
-  CHECK(seen.begin()->first == "trond@avd1.example");
-  auto message = slurp(fs::directory_iterator(maildir / "new")->path());
+  REQUIRE(seen.size() == 2);
+  CHECK(seen.count("trond@avd1.example") == 1);
+  CHECK(seen.count("åse@avd1.example") == 1);
+  std::string message;
+  for (auto& f : fs::directory_iterator(maildir / "new")) {
+    auto m = slurp(f.path());
+    if (m.find("Trond") != std::string::npos) message = m;
+  }
+  REQUIRE_FALSE(message.empty());
   auto header = message.substr(0, message.find("\r\n\r\n") + 2);
   CHECK(header.find("\nBcc") == std::string::npos);
   CHECK(header.find("\r\nRCPT") == std::string::npos);

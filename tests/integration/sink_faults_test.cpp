@@ -64,7 +64,10 @@ TEST_CASE("e2e: a connection dropped after the final dot makes the message ambig
   for (auto& [addr, count] : seen) arrived += count;
   CHECK(field(s, "sent") == arrived);
   CHECK(field(s, "ambiguous") > 0);
-  CHECK(field(s, "sent") + field(s, "ambiguous") == n);
+  // The envelope pipelined with a dropped dot comes back transient; one that is unlucky on every
+  // attempt ends failed ("gave up after 3 attempts"). Nothing else can fail here.
+  CHECK(field(s, "failed") <= 5);
+  CHECK(field(s, "sent") + field(s, "ambiguous") + field(s, "failed") == n);
 
   // The sink's own count of dropped connections equals the engine's ambiguous count.
   sink.process.stop();

@@ -116,3 +116,18 @@ TEST_CASE("queue: a nil XREADGROUP reply has no entries") {
   auto r = parse_one("*-1\r\n");
   CHECK(for_each_entry(r.get(), [](auto, const auto&) { FAIL("no entry expected"); }) == 0);
 }
+
+TEST_CASE("queue: a command with more or fewer arguments than announced is refused, not sent misframed") {
+  request fewer;
+  fewer.begin(3).arg("SET").arg("k");
+  CHECK_THROWS_AS(fewer.payload(), std::logic_error);
+  CHECK_THROWS_AS(fewer.begin(1), std::logic_error);
+
+  request more;
+  more.begin(1).arg("PING");
+  CHECK_THROWS_AS(more.arg("extra"), std::logic_error);
+
+  request ok;
+  ok.begin(2).arg("GET").arg("k");
+  CHECK(ok.payload() == "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+}
