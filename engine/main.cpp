@@ -13,6 +13,7 @@
 #include "engine/log.hpp"
 #include "engine/preview.hpp"
 #include "engine/runner.hpp"
+#include "engine/watch.hpp"
 #include "engine/send_command.hpp"
 
 using namespace budstikke;
@@ -114,6 +115,12 @@ int main(int argc, char** argv) {
   add_common(status, st_common);
   status->add_option("--campaign", st.campaign, "One campaign");
   status->add_flag("--json", st.json, "One JSON object per campaign and line");
+  bool st_watch = false;
+  double st_interval = 1.0;
+  engine::watch_options watch;
+  status->add_flag("--watch", st_watch, "Live view: progress bar, rate, ETA and counts (plain lines when stdout is not a terminal)");
+  status->add_option("--interval", st_interval, "Seconds between refreshes with --watch")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  status->add_flag("--until-idle", watch.until_idle, "With --watch: exit 0 once no shown campaign is active");
 
   auto* sink = app.add_subcommand("sink", "Local test peers that accept and count messages");
   sink->require_subcommand(1);
@@ -186,6 +193,12 @@ int main(int argc, char** argv) {
       return engine::run_engine(cfg, until_idle, run_report);
     }
     if (*enqueue) return engine::enqueue_command(resolve_config(enq_common), enq);
+    if (*status && st_watch) {
+      if (st.json) throw engine::config_error("--watch and --json do not go together");
+      watch.campaign = st.campaign;
+      watch.interval = std::chrono::milliseconds(static_cast<long long>(st_interval * 1000));
+      return engine::watch_command(resolve_config(st_common), watch);
+    }
     if (*status) return engine::status_command(resolve_config(st_common), st);
     if (*render) return engine::render_command(resolve_config(render_common), rnd);
     if (*sink_smtp) {
