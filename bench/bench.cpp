@@ -1,5 +1,6 @@
 #include "adapters/sink/throwaway_cert.hpp"
 #include "bench/bench.hpp"
+#include "bench/timeline.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -33,6 +34,10 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
   cmd->add_option("--redis", o.redis_url, "An existing Redis (redis://...) instead of starting one; the bench only adds its own campaign");
   cmd->add_flag("--json", o.json, "Print the result as one JSON object");
   cmd->add_flag("--keep", o.keep, "Keep the work directory with logs and config");
+  cmd->add_option("--plot", o.plot, "Draw throughput and in-flight messages over time into this PNG (needs gnuplot)");
+  cmd->add_option("--transient-share", o.transient_share, "Fault: share (0..1) of messages the own SMTP sink answers 451")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--drop-after-dot-share", o.drop_after_dot_share, "Fault: share (0..1) of messages whose connection the own SMTP sink drops after the final dot")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--reply-delay-ms", o.reply_delay_ms, "Fault: the own SMTP sink delays every reply (a slow relay)")->check(CLI::Range(0, 60000));
   cmd->add_flag("--tls", o.tls, "STARTTLS: the own sink gets a throwaway certificate, the engine verifies it");
   cmd->add_option("--channel", o.channel, "email (SMTP sink) or sms (the own SMS gateway sink, Kannel kind)")
       ->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
@@ -179,7 +184,10 @@ int run_bench(const bench_options& opt) {
       }
       sink = support::child_process::spawn(argv, (work / "sink.log").string());
     } else {
-      std::vector<std::string> argv{support::self_executable(), "sink", "smtp", "--listen", listen};
+      std::vector<std::string> argv{support::self_executable(), "sink", "smtp", "--listen", listen,
+                                    "--transient-share", fmt::format("{}", opt.transient_share),
+                                    "--drop-after-dot-share", fmt::format("{}", opt.drop_after_dot_share),
+                                    "--reply-delay-ms", std::to_string(opt.reply_delay_ms)};
       if (opt.tls) {
         auto ca = adapters::sink::make_test_ca("budstikke bench CA");
         std::ofstream(work / "ca.pem", std::ios::binary) << ca.cert;
@@ -231,12 +239,13 @@ int run_bench(const bench_options& opt) {
 
   // Engine
   auto config_path = work / "bench.yaml";
+  const auto admin_port = support::free_loopback_port();
   {
     std::ofstream cfg(config_path);
     cfg << fmt::format(
-        "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\nsmtp:\n  host: {}\n  port: {}\n"
-        "  connections: {}\n  max_messages_per_connection: 100000\n",
-        rc.host, rc.port, rc.database, opt.workers, opt.window, relay_host, relay_port, opt.connections);
+        "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\n  admin_listen: 127.0.0.1:{}\n"
+        "smtp:\n  host: {}\n  port: {}\n  connections: {}\n  max_messages_per_connection: 100000\n",
+        rc.host, rc.port, rc.database, opt.workers, opt.window, admin_port, relay_host, relay_port, opt.connections);
     if (opt.channel == "sms") {
       // Paused retries wait Retry-After (1 s) plus up to a tenth of it; the window must hold the campaign's flow meanwhile.
       cfg << fmt::format("sms:\n  gateway:\n    kind: kannel\n    url: http://{}:{}/cgi-bin/sendsms\n    concurrency: {}\n",
@@ -252,9 +261,17 @@ int run_bench(const bench_options& opt) {
                   opt.window, opt.connections, sink_name));
   auto run_start = std::chrono::steady_clock::now();
   auto engine = support::child_process::spawn(
-      {support::self_executable(), "--log-level", "warn", "run", "--until-idle", "--config", config_path.string()},
+      {support::self_executable(), "--log-level", "warn", "run", "--until-idle", "--config", config_path.string(),
+       "--report", (work / "report.json").string()},
       (work / "engine.log").string());
-  auto status = engine.wait();
+  timeline samples(admin_port);
+  std::optional<support::exit_status> exited;
+  while (!(exited = engine.wait_for(timeline::interval))) samples.sample();
+  auto status = *exited;
+  auto latency = read_latency_report(work / "report.json").value_or(latency_report{});
+  std::string plot_problem;
+  if (!opt.plot.empty())
+    plot_problem = samples.plot(opt.plot, work, fmt::format("budstikke bench: {} recipients, {}", opt.recipients, sink_name));
   double run_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
 
   std::optional<queue::campaign_status> st = run_sync([&]() -> asio::awaitable<std::optional<queue::campaign_status>> {
@@ -286,10 +303,12 @@ int run_bench(const bench_options& opt) {
     std::cout << fmt::format(
         R"({{"recipients":{},"workers":{},"window":{},"connections":{},"sink":"{}","seconds":{:.3f},"msg_per_s":{:.0f},)"
         R"("engine_cpu_s":{:.3f},"engine_cpu_us_per_msg":{:.1f},"engine_peak_rss_mb":{:.1f},"redis_bytes_per_recipient":{:.0f},)"
+        R"("latency_p50_s":{:.3f},"latency_p95_s":{:.3f},"latency_p99_s":{:.3f},"relay_p50_ms":{:.2f},"relay_p99_ms":{:.2f},"peak_in_flight":{},)"
         R"("enqueue_s":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"state":"{}","engine_exit":{},)"
         R"("gateway_429":{},"requests_in_backoff":{},"ok":{}}})",
         opt.recipients, opt.workers, opt.window, opt.connections, sink_name, run_secs, rate, cpu, cpu_us, rss_mb,
-        redis_bytes, enqueue_secs, st->count(queue::final_state::sent), st->count(queue::final_state::failed),
+        redis_bytes, latency.p50, latency.p95, latency.p99, latency.relay_p50 * 1000, latency.relay_p99 * 1000,
+        samples.peak_in_flight(), enqueue_secs, st->count(queue::final_state::sent), st->count(queue::final_state::failed),
         st->count(queue::final_state::skipped), st->count(queue::final_state::ambiguous), st->state, status.code,
         throttled, in_backoff, ok ? "true" : "false")
               << std::endl;
@@ -302,14 +321,19 @@ int run_bench(const bench_options& opt) {
         "throughput        {:.0f} msg/s\n"
         "engine CPU        {:.2f} s ({:.1f} µs per message)\n"
         "engine peak RSS   {:.1f} MB\n"
+        "latency           enqueue to accepted p50 {:.2f} s, p95 {:.2f} s, p99 {:.2f} s; relay round trip p50 {:.2f} ms, p99 {:.2f} ms\n"
+        "in flight         at most {} messages read and not yet recorded\n"
         "outcome           sent {} failed {} skipped {} ambiguous {} (state {}, engine exit {})\n",
         opt.recipients, sink_name, enqueue_secs, static_cast<double>(opt.recipients) / enqueue_secs, redis_bytes,
-        run_secs, rate, cpu, cpu_us, rss_mb, st->count(queue::final_state::sent),
+        run_secs, rate, cpu, cpu_us, rss_mb, latency.p50, latency.p95, latency.p99, latency.relay_p50 * 1000,
+        latency.relay_p99 * 1000, samples.peak_in_flight(), st->count(queue::final_state::sent),
         st->count(queue::final_state::failed), st->count(queue::final_state::skipped),
         st->count(queue::final_state::ambiguous), st->state, status.code);
     if (throttled >= 0)
       std::cout << fmt::format("gateway           {} answers 429, {} requests inside a back-off window\n", throttled,
                                in_backoff);
+    if (!opt.plot.empty())
+      std::cout << (plot_problem.empty() ? "plot              " + opt.plot + "\n" : "plot              not drawn: " + plot_problem + "\n");
     if (!ok) std::cout << "NOT OK: the counts do not add up or the engine failed; see " << work << "\n";
   }
   if (!opt.keep && ok) fs::remove_all(work);

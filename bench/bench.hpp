@@ -26,6 +26,10 @@ struct bench_options {
   bool json = false;
   bool keep = false;             // keep the work directory (logs, config)
   bool tls = false;              // own sink with STARTTLS (a throwaway CA), engine verifying it
+  std::string plot;              // PNG: throughput and in-flight over time (gnuplot)
+  double transient_share = 0;    // own SMTP sink faults: share answered 451
+  double drop_after_dot_share = 0;  // ... share whose connection drops after the final dot
+  int reply_delay_ms = 0;        // ... delay of every reply (a slow relay)
 };
 
 void add_bench_options(CLI::App* cmd, bench_options& opt);
