@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "queue/campaign_store.hpp"
+#include "support/run_sync.hpp"
 #include "support/process.hpp"
 
 namespace budstikke::bench {
@@ -92,19 +93,7 @@ const char* html_template =
     "<p>Lønnstillegget er <strong>5,2 prosent</strong> fra 1. mai. Uravstemningen åpner mandag.</p>"
     "<p>Med vennlig hilsen<br>Forbundet</p></body></html>\n";
 
-template <typename T>
-T run_sync(asio::awaitable<T> op) {
-  asio::io_context ioc(1);
-  std::optional<T> result;
-  std::exception_ptr error;
-  asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-    error = e;
-    if (!e) result = std::move(v);
-  });
-  ioc.run();
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
+using support::run_sync;
 
 std::int64_t redis_used_memory(const queue::redis_config& rc) {
   return run_sync([&]() -> asio::awaitable<std::int64_t> {

@@ -16,6 +16,7 @@
 #include "engine/preview.hpp"
 #include "engine/recipients_file.hpp"
 #include "queue/campaign_store.hpp"
+#include "support/run_sync.hpp"
 #include "templates/address.hpp"
 #include "templates/mustache.hpp"
 
@@ -33,20 +34,7 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-// Runs one coroutine to completion on a private io_context (CLI commands are sequential).
-template <typename T>
-T run_sync(asio::awaitable<T> op) {
-  asio::io_context ioc(1);
-  std::optional<T> result;
-  std::exception_ptr error;
-  asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-    error = e;
-    if (!e) result = std::move(v);
-  });
-  ioc.run();
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
+using support::run_sync;
 
 constexpr std::size_t max_problems_printed = 100;
 

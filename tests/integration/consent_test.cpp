@@ -82,23 +82,10 @@ TEST_CASE("e2e: newsletter consent: grants send, withdrawals and missing consent
   CHECK(seen.count(member_address(250)) == 1);
   CHECK(seen.count(member_address(260)) == 0);
 
+  // Reasons by their first two words ("no consent", "consent withdrawn", "suppressed: hard-bounce").
   std::map<std::string, int> reasons;
-  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
-    q::request req;
-    req.command("XRANGE", q::keys().outcomes("nl"), "-", "+");
-    std::vector<q::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    auto* r = replies[0].get();
-    for (std::size_t i = 0; i < r->elements; ++i) {
-      auto* fields = r->element[i]->element[1];
-      for (std::size_t f = 0; f + 1 < fields->elements; f += 2)
-        if (q::as_string(fields->element[f]) == "reason") {
-          auto reason = std::string(q::as_string(fields->element[f + 1]));
-          ++reasons[reason.substr(0, reason.find(' ', reason.find(' ') + 1))];
-        }
-    }
-  });
+  for (auto& [member, reason] : outcome_reasons(redis, "nl"))
+    ++reasons[reason.substr(0, reason.find(' ', reason.find(' ') + 1))];
   CHECK(reasons["no consent"] == 99);        // M200..M299 but M250
   CHECK(reasons["consent withdrawn"] == 50);
   CHECK(reasons["suppressed: hard-bounce"] == 1);

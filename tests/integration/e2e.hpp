@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include "queue/redis.hpp"
+#include "queue/schema.hpp"
 #include "tests/support/servers.hpp"
 
 namespace budstikke::testing {
@@ -85,6 +86,30 @@ void with_redis(const redis_server& redis, F body) {
       [&](std::exception_ptr e) { error = e; });
   ioc.run();
   if (error) std::rethrow_exception(error);
+}
+
+// The campaign's outcomes stream: member id -> reason, for every recipient not sent.
+inline std::map<std::string, std::string> outcome_reasons(const redis_server& redis, const std::string& campaign) {
+  std::map<std::string, std::string> reasons;
+  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+    queue::request req;
+    req.command("XRANGE", queue::keys().outcomes(campaign), "-", "+");
+    std::vector<queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    const redisReply* r = replies[0].get();
+    REQUIRE(r->type == REDIS_REPLY_ARRAY);
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      const redisReply* fields = r->element[i]->element[1];
+      std::string member, reason;
+      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
+        if (queue::as_string(fields->element[f]) == "member") member = queue::as_string(fields->element[f + 1]);
+        if (queue::as_string(fields->element[f]) == "reason") reason = queue::as_string(fields->element[f + 1]);
+      }
+      reasons[member.empty() ? "(none)" : member] = reason;
+    }
+  });
+  return reasons;
 }
 
 }  // namespace budstikke::testing

@@ -57,25 +57,7 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   CHECK(field(s, "skipped") == 2);
   CHECK(field(s, "failed") == 3);
 
-  // Reasons by member id.
-  std::map<std::string, std::string> reasons;
-  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
-    q::request req;
-    req.command("XRANGE", q::keys().outcomes("hostile"), "-", "+");
-    std::vector<q::reply_ptr> replies;
-    auto read = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(read);
-    auto* r = replies[0].get();
-    for (std::size_t i = 0; i < r->elements; ++i) {
-      auto* fields = r->element[i]->element[1];
-      std::string member, reason;
-      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
-        if (q::as_string(fields->element[f]) == "member") member = q::as_string(fields->element[f + 1]);
-        if (q::as_string(fields->element[f]) == "reason") reason = q::as_string(fields->element[f + 1]);
-      }
-      reasons[member.empty() ? "(none)" : member] = reason;
-    }
-  });
+  auto reasons = outcome_reasons(redis, "hostile");
   CHECK(reasons["M1"] == "address has no @");
   CHECK(reasons["M2"] == "control character in address");
   CHECK(reasons["M3"] == "template data is not a JSON object");
