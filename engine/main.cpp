@@ -9,6 +9,7 @@
 #include "adapters/sink/smtp_sink.hpp"
 #include "bench/bench.hpp"
 #include "engine/commands.hpp"
+#include "engine/control.hpp"
 #include "engine/config.hpp"
 #include "engine/log.hpp"
 #include "engine/preview.hpp"
@@ -122,6 +123,19 @@ int main(int argc, char** argv) {
   status->add_option("--interval", st_interval, "Seconds between refreshes with --watch")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
   status->add_flag("--until-idle", watch.until_idle, "With --watch: exit 0 once no shown campaign is active");
 
+  common_options ctl_common;
+  std::string ctl_campaign;
+  struct control_cmd { CLI::App* app; engine::control_action action; };
+  std::vector<control_cmd> controls;
+  for (auto [name, action, help] : {std::tuple{"pause", engine::control_action::pause, "Stop sending a campaign (in-flight messages finish)"},
+                                    std::tuple{"resume", engine::control_action::resume, "Resume a paused campaign"},
+                                    std::tuple{"cancel", engine::control_action::cancel, "Cancel a campaign: recipients not yet sent are counted cancelled"}}) {
+    auto* cmd = app.add_subcommand(name, help);
+    add_common(cmd, ctl_common);
+    cmd->add_option("--campaign", ctl_campaign, "Campaign id")->required();
+    controls.push_back({cmd, action});
+  }
+
   auto* sink = app.add_subcommand("sink", "Local test peers that accept and count messages");
   sink->require_subcommand(1);
   std::string sink_listen = "127.0.0.1:2525";
@@ -200,6 +214,8 @@ int main(int argc, char** argv) {
       return engine::watch_command(resolve_config(st_common), watch);
     }
     if (*status) return engine::status_command(resolve_config(st_common), st);
+    for (auto& c : controls)
+      if (*c.app) return engine::control_command(resolve_config(ctl_common), ctl_campaign, c.action);
     if (*render) return engine::render_command(resolve_config(render_common), rnd);
     if (*sink_smtp) {
       auto [host, port] = parse_listen(sink_listen);
