@@ -74,7 +74,7 @@ class gateway final : public sms_messenger, transfer_listener {
  public:
   gateway(asio::any_io_executor ex, const gateway_config& cfg, delivery_listener& listener)
       : ex_(ex), cfg_(cfg), listener_(listener), multi_(ex, *this, std::max<std::size_t>(1, cfg.concurrency)),
-        all_reported_(ex) {
+        resume_(ex), all_reported_(ex) {
     all_reported_.expires_at(asio::steady_timer::time_point::max());
     const std::size_t n = std::max<std::size_t>(1, cfg.concurrency);
     transfers_.reserve(n);
@@ -96,8 +96,13 @@ class gateway final : public sms_messenger, transfer_listener {
     schedule_pump();
   }
 
-  // Nothing to wind down early: what was pushed is sent, then async_wait_closed closes connections.
-  void close() override { schedule_pump(); }
+  // What was pushed is sent, then async_wait_closed closes connections; what waits for a pause to
+  // end goes back at once (the engine keeps it for the next start).
+  void close() override {
+    closing_ = true;
+    resume_.cancel();
+    schedule_pump();
+  }
 
   asio::awaitable<void> async_wait_closed() override {
     while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -143,14 +148,25 @@ class gateway final : public sms_messenger, transfer_listener {
     const auto now = gateway_backoff::clock::now();
     const auto until = cfg_.backoff->paused_until();
     if (now < until) {
-      // No request during the pause: what waits goes back to the engine, which retries after it.
+      // No request during the pause. What waits stays queued until it is over (bounded by the
+      // engine's send window), unless we are closing: then it goes back to the engine.
+      if (!closing_) {
+        if (resume_at_ != until) {
+          resume_at_ = until;
+          resume_.expires_at(until);
+          resume_.async_wait([this](boost::system::error_code ec) {
+            if (!ec) pump();
+          });
+        }
+        return;
+      }
       auto rest = std::chrono::ceil<std::chrono::milliseconds>(until - now);
       while (!waiting_.empty()) {
         delivery* d = waiting_.front();
         waiting_.pop_front();
         ++stats_.paused;
         d->result = outcome::transient;
-        d->reply = "local: the gateway asked for a pause (Retry-After)";
+        d->reply = "local: the gateway asked for a pause (Retry-After); not sent";
         d->retry_after = rest;
         report(*d);
       }
@@ -267,6 +283,9 @@ class gateway final : public sms_messenger, transfer_listener {
   verdict verdict_;
   std::size_t outstanding_ = 0;
   bool pump_posted_ = false;
+  bool closing_ = false;
+  asio::steady_timer resume_;  // ends a pause for what waits
+  gateway_backoff::clock::time_point resume_at_{};
   asio::steady_timer all_reported_;
   stats stats_;
 };

@@ -2,9 +2,10 @@
 // in flight on keep-alive connections, driven by the shard's event loop (curl multi on Asio).
 //
 // A 429 or 503 with Retry-After pauses the gateway (for every shard: the pause lives in
-// gateway_config::backoff): no request goes out until it is over. Deliveries pushed or waiting
-// meanwhile come back transient with `retry_after` set to the rest of the pause, so the engine
-// reschedules them after it.
+// gateway_config::backoff): no request goes out until it is over. The delivery that got it comes
+// back transient with `retry_after`, so the engine reschedules it after the pause; deliveries
+// pushed meanwhile wait in the queue (bounded by the engine's send window) and go out when the
+// pause ends, or come back transient with `retry_after` when the messenger is closed.
 #pragma once
 
 #include <memory>
@@ -25,7 +26,7 @@ class sms_messenger : public messenger {
 
   struct stats {
     std::uint64_t requests = 0, accepted = 0, transient = 0, permanent = 0, ambiguous = 0;
-    std::uint64_t paused = 0;  // deliveries handed back unsent because the gateway was paused
+    std::uint64_t paused = 0;  // deliveries handed back unsent at close because the gateway was paused
   };
   virtual const stats& statistics() const = 0;
 };

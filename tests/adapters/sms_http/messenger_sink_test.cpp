@@ -169,18 +169,49 @@ TEST_CASE("sms messenger: 429 with Retry-After pauses the gateway, no request du
   send_all(io, *m, l, first);
   CHECK(first[0].result == outcome::transient);
   CHECK(first[0].retry_after == 2000ms);
-  // Pushed during the pause: back at once, unsent, with the rest of the pause.
+  // Pushed during the pause: they wait, unsent, and come back with the rest of the pause when
+  // the messenger is closed before it ends.
   auto more = make_sms(20);
-  send_all(io, *m, l, more);
+  l.inside_push = true;
+  for (auto& d : more) m->push(d);
+  l.inside_push = false;
+  auto until = std::chrono::steady_clock::now() + 500ms;
+  while (std::chrono::steady_clock::now() < until) io.run_one_for(50ms);
+  CHECK(l.delivered == 1);
+  CHECK(s.statistics().requests == 1);
+  m->close();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (l.delivered < 21 && std::chrono::steady_clock::now() < deadline) io.run_one_for(50ms);
+  REQUIRE(l.delivered == 21);
   CHECK(l.count(outcome::transient) == 21);
   for (auto& d : more) {
     CHECK(d.retry_after > 1000ms);
-    CHECK(d.retry_after <= 2000ms);
+    CHECK(d.retry_after <= 1500ms);
   }
   CHECK(m->statistics().paused == 20);
   CHECK(s.statistics().requests == 1);
   CHECK(s.statistics().in_backoff == 0);
   CHECK_FALSE(l.called_inside_push);
+}
+
+TEST_CASE("sms messenger: what waits during a pause goes out when it ends") {
+  boost::asio::io_context io;
+  sink::sms_sink_options so;
+  so.throttle_share = 0.5;
+  so.retry_after = 1s;
+  so.seed = 2;
+  sink::sms_sink s(io.get_executor(), so);
+  auto cfg = config_for(s, sms_http::gateway_kind::kannel);
+  listener l;
+  auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
+  auto ds = make_sms(30);
+  send_all(io, *m, l, ds);
+  // Each 429 pauses: the rest waited, none was refused for being sent inside a pause.
+  CHECK(l.count(outcome::transient) == s.statistics().throttled);
+  CHECK(l.count(outcome::accepted) == s.statistics().accepted);
+  CHECK(s.statistics().in_backoff == 0);
+  for (auto& d : ds)
+    if (d.result == outcome::transient) CHECK(d.retry_after == 1000ms);
 }
 
 TEST_CASE("sms messenger: a 500 is transient, a dropped connection after the request ambiguous") {
