@@ -17,7 +17,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
           libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server
-          python3-aiosmtpd openssl libcurl4-openssl-dev libphonenumber-dev kannel)
+          python3-aiosmtpd openssl libcurl4-openssl-dev libphonenumber-dev kannel
+          gnuplot-nox python3-redis php-cli php-redis nodejs)
 
 # The fuzz build uses clang and its libFuzzer runtime.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
@@ -182,6 +183,7 @@ case "$cmd" in
     build
     [ -x /usr/sbin/smtp-sink ] || echo "dev.sh: /usr/sbin/smtp-sink is missing (deploy/dev.sh test --with-postfix installs it); tests that need it are skipped"
     if [ "$LONG" -eq 1 ]; then export BUDSTIKKE_LONG_TESTS=1; fi
+    if command -v npm >/dev/null; then (cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --loglevel=error) || echo "dev.sh: npm ci failed; the Node example's test is skipped"; else echo "dev.sh: npm is missing; the Node example's test is skipped"; fi
     ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800
     fuzz "${FUZZ_SECONDS:-10}"
     ;;
