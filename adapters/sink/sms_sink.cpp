@@ -166,6 +166,9 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
     beast::flat_buffer buffer;
     asio::steady_timer delay(self.ex);
     http::response<http::string_body> res;
+    // The end of a back-off window this connection's own 429 announced: a request on it before
+    // then was certainly sent after the client had that 429 (HTTP/1.1, one request at a time).
+    std::chrono::steady_clock::time_point own_backoff_until{};
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(64 * 1024);
@@ -177,7 +180,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       res = {};
       res.version(req.version());
       res.keep_alive(req.keep_alive());
-      fate f = self.handle(req, res);
+      fate f = self.handle(req, res, own_backoff_until);
       if (f == fate::drop) co_return;
       if (f == fate::slow) {
         delay.expires_after(self.opt.slow_delay);
@@ -202,9 +205,11 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
     res.set(http::field::retry_after, std::to_string(wait.count()));
   }
 
-  fate handle(const http::request<http::string_body>& req, http::response<http::string_body>& res) {
+  fate handle(const http::request<http::string_body>& req, http::response<http::string_body>& res,
+              std::chrono::steady_clock::time_point& own_backoff_until) {
     using clock = std::chrono::steady_clock;
     const auto now = clock::now();
+    if (now < own_backoff_until) counters.in_backoff_same_connection.fetch_add(1, std::memory_order_relaxed);
     if (now >= backoff_from && now < backoff_until) {
       counters.in_backoff.fetch_add(1, std::memory_order_relaxed);
       throttle(res, std::chrono::ceil<std::chrono::seconds>(backoff_until - now));
@@ -230,6 +235,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       counters.throttled.fetch_add(1, std::memory_order_relaxed);
       backoff_from = now + opt.backoff_grace;
       backoff_until = now + opt.retry_after;
+      own_backoff_until = backoff_until;
       throttle(res, opt.retry_after);
       return fate::answer;
     }
@@ -317,7 +323,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
 
   struct atomic_stats {
     std::atomic<std::uint64_t> connections{0}, requests{0}, accepted{0}, rejected{0}, throttled{0}, in_backoff{0},
-        errors{0}, slow{0}, dropped{0}, ucs2{0};
+        errors{0}, slow{0}, dropped{0}, ucs2{0}, in_backoff_same_connection{0};
   };
 
   asio::any_io_executor ex;
@@ -348,7 +354,8 @@ sms_sink::stats sms_sink::statistics() const {
   const auto& c = impl_->counters;
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   return {get(c.connections), get(c.requests), get(c.accepted), get(c.rejected), get(c.throttled),
-          get(c.in_backoff),  get(c.errors),   get(c.slow),     get(c.dropped),  get(c.ucs2)};
+          get(c.in_backoff),  get(c.errors),   get(c.slow),     get(c.dropped),  get(c.ucs2),
+          get(c.in_backoff_same_connection)};
 }
 
 int run_sms_sink_until_signal(const sms_sink_options& opt) {
@@ -372,9 +379,9 @@ int run_sms_sink_until_signal(const sms_sink_options& opt) {
   auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf(
       "sink: connections=%llu requests=%llu accepted=%llu rejected=%llu throttled=%llu in_backoff=%llu errors=%llu "
-      "slow=%llu dropped=%llu ucs2=%llu\n",
+      "slow=%llu dropped=%llu ucs2=%llu in_backoff_same_connection=%llu\n",
       u(s.connections), u(s.requests), u(s.accepted), u(s.rejected), u(s.throttled), u(s.in_backoff), u(s.errors),
-      u(s.slow), u(s.dropped), u(s.ucs2));
+      u(s.slow), u(s.dropped), u(s.ucs2), u(s.in_backoff_same_connection));
   std::fflush(stdout);
   return 0;
 }

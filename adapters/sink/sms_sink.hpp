@@ -6,8 +6,11 @@
 // {"id":"sink-N","to":"+47...","from":"...","text":"...","coding":"gsm7"|"ucs2"}.
 //
 // Back-off windows: after answering 429 with Retry-After: S at time t, a request arriving in
-// [t + backoff_grace, t + S) breaks the client's promise; it is counted (`in_backoff`) and answered
-// 429 again. The grace covers requests that were already on their way when the 429 left.
+// [t + backoff_grace, t + S) is counted (`in_backoff`) and answered 429 again. The grace covers
+// requests already on their way when the 429 left; with many connections and a busy machine a
+// request sent before the client read the 429 can arrive later than that, so the count is an
+// upper bound. `in_backoff_same_connection` is exact: a request inside the window on the very
+// connection that carried the 429 was sent after the client had read it.
 #pragma once
 
 #include <chrono>
@@ -73,6 +76,7 @@ class sms_sink {
     std::uint64_t slow = 0;        // answered late, not stored
     std::uint64_t dropped = 0;     // closed without an answer
     std::uint64_t ucs2 = 0;        // accepted messages in UCS-2
+    std::uint64_t in_backoff_same_connection = 0;  // certain violations (see above)
   };
   // A snapshot; safe to call from another thread while the sink runs.
   stats statistics() const;

@@ -1,6 +1,7 @@
 #include "adapters/sms_http/messenger.hpp"
 
 #include <cctype>
+#include <cstdlib>
 #include <deque>
 #include <stdexcept>
 #include <vector>
@@ -32,6 +33,9 @@ struct transfer {
   std::string retry_after;
   char error[CURL_ERROR_SIZE] = {};
   int attempts = 0;  // requests curl issued for this message
+  long status = 0;   // from the status line, as the headers arrive
+  bool held = false;  // not sent: the gateway was paused when curl was about to send it
+  const gateway_config* cfg = nullptr;
 
   ~transfer() {
     if (headers != nullptr) curl_slist_free_all(headers);
@@ -47,14 +51,26 @@ struct transfer {
   // curl resends a request on a fresh connection when a reused one closed without an answer.
   // The gateway may have acted on the first: sending again could text a member twice, so the
   // second attempt is refused here and the message is reported ambiguous instead.
+  // It is also the last moment to honour a pause: curl may start a request it queued on a
+  // connection the instant that connection delivered a 429, before we have seen the 429's result.
   static int on_before_request(void* userp, char*, char*, int, int) {
     auto* t = static_cast<transfer*>(userp);
+    if (t->attempts == 0 && gateway_backoff::clock::now() < t->cfg->backoff->paused_until()) {
+      t->held = true;
+      return CURL_PREREQFUNC_ABORT;
+    }
     return ++t->attempts == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
   }
 
   static std::size_t on_header(char* data, std::size_t, std::size_t n, void* userp) {
     auto* t = static_cast<transfer*>(userp);
     std::string_view line(data, n);
+    if (line.substr(0, 5) == "HTTP/") {
+      auto sp = line.find(' ');
+      t->status = sp == std::string_view::npos ? 0 : std::strtol(line.data() + sp + 1, nullptr, 10);
+      t->retry_after.clear();  // a 100 Continue's headers are not the answer's
+      return n;
+    }
     constexpr std::string_view name = "retry-after:";
     if (line.size() > name.size()) {
       bool match = true;
@@ -64,6 +80,14 @@ struct transfer {
         line.remove_prefix(name.size());
         while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
         t->retry_after.assign(line.substr(0, 128));
+        // Pause at once, not when the transfer is reported: curl may send another queued request
+        // before that (see on_before_request). classify() computes the same pause again.
+        if (t->status == 429 || t->status == 503) {
+          if (auto wait = parse_retry_after(t->retry_after, std::chrono::system_clock::now())) {
+            auto ms = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(*wait), t->cfg->max_retry_after);
+            t->cfg->backoff->pause_until(gateway_backoff::clock::now() + ms);
+          }
+        }
       }
     }
     return n;
@@ -80,6 +104,7 @@ class gateway final : public sms_messenger, transfer_listener {
     transfers_.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       auto t = std::make_unique<transfer>();
+      t->cfg = &cfg_;
       t->easy = curl_easy_init();
       if (t->easy == nullptr) throw std::runtime_error("curl_easy_init failed");
       configure(*t);
@@ -188,6 +213,8 @@ class gateway final : public sms_messenger, transfer_listener {
     t.retry_after.clear();
     t.error[0] = '\0';
     t.attempts = 0;
+    t.status = 0;
+    t.held = false;
     CURL* e = t.easy;
     curl_easy_setopt(e, CURLOPT_URL, t.request.url.c_str());
     switch (t.request.method) {
@@ -215,6 +242,13 @@ class gateway final : public sms_messenger, transfer_listener {
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
     delivery& d = *t->d;
     t->d = nullptr;
+    if (t->held) {
+      // Never sent: it waits again, first in line, for the pause to end.
+      idle_.push_back(t);
+      waiting_.push_front(&d);
+      pump();
+      return;
+    }
     if (code == CURLE_OK) {
       long status = 0;
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
