@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -18,7 +19,10 @@
 #include <boost/beast/http/write.hpp>
 #include <fmt/format.h>
 
+#include "engine/config.hpp"
+#include "engine/log.hpp"
 #include "engine/metrics.hpp"
+#include "engine/unsubscribe.hpp"
 
 namespace budstikke::engine {
 namespace asio = boost::asio;
@@ -31,20 +35,113 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t max_sessions = 32;
 constexpr std::size_t max_header_bytes = 8 * 1024;
+constexpr std::size_t max_body_bytes = 4 * 1024;
 constexpr std::size_t max_requests_per_connection = 100;
 constexpr std::chrono::seconds request_timeout{10};
 
 using response = http::response<http::string_body>;
 
-response answer(const http::request<http::empty_body>& req, metrics::registry& reg) {
+using request = http::request<http::string_body>;
+
+response start_response(const request& req) {
   response res;
   res.version(req.version());
   res.keep_alive(req.keep_alive());
   res.set(http::field::server, "budstikke");
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.set(http::field::cache_control, "no-store");
+  return res;
+}
+
+std::string_view path_of(const request& req) {
   auto target = std::string_view(req.target().data(), req.target().size());
-  target = target.substr(0, target.find('?'));
+  return target.substr(0, target.find('?'));
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The value of `name` in an application/x-www-form-urlencoded string (a query or a form body).
+std::optional<std::string> form_value(std::string_view form, std::string_view name) {
+  while (!form.empty()) {
+    auto amp = form.find('&');
+    auto pair = form.substr(0, amp);
+    form = amp == std::string_view::npos ? std::string_view{} : form.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name || eq == std::string_view::npos) continue;
+    std::string value;
+    auto raw = pair.substr(eq + 1);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        value += ' ';
+      } else if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
+        value += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+        i += 2;
+      } else {
+        value += raw[i];
+      }
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+
+// The token of POST /unsubscribe: `t` (or `token`) in the query, as the List-Unsubscribe URL
+// carries it, or in a form body.
+std::optional<std::string> unsubscribe_token(const request& req) {
+  auto target = std::string_view(req.target().data(), req.target().size());
+  auto q = target.find('?');
+  auto query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  for (auto name : {"t", "token"}) {
+    if (auto v = form_value(query, name)) return v;
+    if (auto v = form_value(req.body(), name)) return v;
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<response> unsubscribe(const request& req, const config& cfg) {
+  response res = start_response(req);
+  auto token = unsubscribe_token(req);
+  if (!token) {
+    res.result(http::status::bad_request);
+    res.body() = "no token: POST /unsubscribe?t=TOKEN\n";
+    co_return res;
+  }
+  queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
+  auto result = co_await apply_unsubscribe_token(conn, cfg, *token, "one-click unsubscribe");
+  switch (result.status) {
+    case withdrawal_status::withdrawn:
+    case withdrawal_status::already:
+      // The same answer both times: the member is unsubscribed, whichever request did it.
+      res.result(http::status::ok);
+      res.body() = "unsubscribed\n";
+      break;
+    case withdrawal_status::invalid_token:
+      res.result(http::status::bad_request);
+      res.body() = "this unsubscribe link is not valid\n";
+      break;
+    case withdrawal_status::unknown_campaign:
+      res.result(http::status::not_found);
+      res.body() = "the campaign of this link is no longer known\n";
+      break;
+    case withdrawal_status::no_secret:
+    case withdrawal_status::redis_error:
+      log::warn("unsubscribe not applied", {{"error", result.detail}});
+      res.result(http::status::service_unavailable);
+      res.set(http::field::retry_after, "30");
+      res.body() = "not applied; try again later\n";
+      break;
+  }
+  co_return res;
+}
+
+response answer(const request& req, metrics::registry& reg) {
+  response res = start_response(req);
+  auto target = path_of(req);
   const bool known = target == "/metrics" || target == "/healthz" || target == "/readyz";
   if (!known) {
     res.result(http::status::not_found);
@@ -92,7 +189,7 @@ std::optional<host_port> parse_host_port(std::string_view s) {
 }
 
 struct admin_server::impl {
-  impl(const host_port& listen, metrics::registry& r) : reg(r), acceptor(ioc) {
+  impl(const host_port& listen, metrics::registry& r, const config* c) : reg(r), cfg(c), acceptor(ioc) {
     try {
       tcp::resolver resolver(ioc);
       auto endpoints = resolver.resolve(listen.host, std::to_string(listen.port), tcp::resolver::passive);
@@ -132,12 +229,31 @@ struct admin_server::impl {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer(max_header_bytes);
     for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
-      http::request_parser<http::empty_body> parser;
+      http::request_parser<http::string_body> parser;
       parser.header_limit(max_header_bytes);
+      parser.body_limit(max_body_bytes);
       stream.expires_after(request_timeout);
       auto [ec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
-      if (ec) break;  // a body (empty_body refuses one), a timeout, a close
-      auto res = answer(parser.get(), reg);
+      if (ec) break;  // a body over the limit, a timeout, a close
+      const auto& req = parser.get();
+      response res;
+      if (path_of(req) == "/unsubscribe") {
+        if (req.method() != http::verb::post) {
+          res = start_response(req);
+          res.result(http::status::method_not_allowed);
+          res.set(http::field::allow, "POST");
+          res.body() = "POST /unsubscribe?t=TOKEN unsubscribes; GET never changes anything\n";
+        } else if (!cfg || cfg->email.unsubscribe_secret.empty()) {
+          res = start_response(req);
+          res.result(http::status::not_found);
+          res.body() = "unsubscribe is not enabled: no unsubscribe secret configured\n";
+        } else {
+          res = co_await unsubscribe(req, *cfg);
+        }
+        res.prepare_payload();
+      } else {
+        res = answer(req, reg);
+      }
       stream.expires_after(request_timeout);
       auto [wec, written] = co_await http::async_write(stream, res, use_tuple);
       if (wec || !res.keep_alive()) break;
@@ -147,19 +263,26 @@ struct admin_server::impl {
   }
 
   metrics::registry& reg;
+  const config* cfg;
   asio::io_context ioc{1};
   tcp::acceptor acceptor;
   std::size_t sessions = 0;  // only touched on the server's thread
   std::thread thread;
 };
 
-admin_server::admin_server(const host_port& listen, metrics::registry& reg)
-    : impl_(std::make_unique<impl>(listen, reg)) {}
+admin_server::admin_server(const host_port& listen, metrics::registry& reg, const config* cfg)
+    : impl_(std::make_unique<impl>(listen, reg, cfg)) {}
 admin_server::~admin_server() = default;
 std::uint16_t admin_server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 std::optional<http_response> http_get(const host_port& server, std::string_view target,
                                       std::chrono::milliseconds timeout, std::string* error) {
+  return http_request(server, "GET", target, {}, timeout, error);
+}
+
+std::optional<http_response> http_request(const host_port& server, std::string_view method, std::string_view target,
+                                          std::string_view body, std::chrono::milliseconds timeout,
+                                          std::string* error) {
   asio::io_context ioc(1);
   std::optional<http_response> result;
   std::string problem;
@@ -179,9 +302,14 @@ std::optional<http_response> http_get(const host_port& server, std::string_view 
           problem = cec.message();
           co_return;
         }
-        http::request<http::empty_body> req(http::verb::get, std::string(target), 11);
+        http::request<http::string_body> req(http::string_to_verb(method), std::string(target), 11);
         req.set(http::field::host, server.host);
         req.keep_alive(false);
+        if (!body.empty()) {
+          req.set(http::field::content_type, "application/x-www-form-urlencoded");
+          req.body() = std::string(body);
+        }
+        req.prepare_payload();
         auto [wec, written] = co_await http::async_write(stream, req, use_tuple);
         if (wec) {
           problem = wec.message();

@@ -16,6 +16,7 @@
 #include "engine/runner.hpp"
 #include "engine/watch.hpp"
 #include "engine/send_command.hpp"
+#include "engine/unsubscribe.hpp"
 
 using namespace budstikke;
 
@@ -187,6 +188,18 @@ int main(int argc, char** argv) {
   send->add_option("--data", snd.data, "Template variables, a JSON object")->capture_default_str();
   send->add_option("--from", snd.from, "Sender id (default sms.gateway.from)");
 
+  common_options consent_common;
+  engine::consent_withdraw_options cw;
+  auto* consent = app.add_subcommand("consent", "Change a member's consent in Redis");
+  consent->require_subcommand(1);
+  auto* withdraw = consent->add_subcommand("withdraw", "Withdraw consent: from a signed unsubscribe token, or for a member, channel and category (idempotent)");
+  add_common(withdraw, consent_common);
+  withdraw->add_option("--token", cw.token, "A List-Unsubscribe token: withdraws its campaign's category for its channel and member");
+  withdraw->add_option("--member", cw.member, "Member id (instead of --token)");
+  withdraw->add_option("--channel", cw.channel, "email or sms (instead of --token)")->check(CLI::IsMember({"email", "sms"}));
+  withdraw->add_option("--category", cw.category, "Category, or * for every category of the channel (instead of --token)");
+  withdraw->add_option("--source", cw.source, "Recorded with the withdrawal")->capture_default_str();
+
   bench::bench_options bopt;
   auto* bench_cmd = app.add_subcommand("bench", "Load benchmark: Redis + SMTP sink + engine on this machine");
   bench::add_bench_options(bench_cmd, bopt);
@@ -257,6 +270,7 @@ int main(int argc, char** argv) {
       return adapters::sink::run_sms_sink_until_signal(sms_opt);
     }
     if (*send) return engine::send_command(resolve_config(send_common), snd);
+    if (*withdraw) return engine::consent_withdraw_command(resolve_config(consent_common), cw);
     if (*bench_cmd) return bench::run_bench(bopt);
   } catch (const engine::config_error& e) {
     std::cerr << "error: " << e.what() << "\n";

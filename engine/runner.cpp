@@ -30,7 +30,7 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
   // Its own thread, never a shard's loop; up before the shards so /healthz answers during start-up.
   std::unique_ptr<admin_server> admin;
   if (!cfg.engine.admin_listen.empty()) {
-    admin = std::make_unique<admin_server>(*parse_host_port(cfg.engine.admin_listen), metrics::global());
+    admin = std::make_unique<admin_server>(*parse_host_port(cfg.engine.admin_listen), metrics::global(), &cfg);
     log::info("admin listening", {{"listen", cfg.engine.admin_listen}, {"port", admin->port()}});
   }
 

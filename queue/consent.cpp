@@ -65,6 +65,13 @@ std::optional<std::string> consent_problem(const redisReply* specific, const red
   return std::string("no consent");
 }
 
+const std::string_view withdraw_consent_script = R"lua(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 1, 10) == 'withdrawn|' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
                            std::string_view member, std::string_view address) {
   req.command("HMGET", consent_key(k, member), consent_field(ch, category), channel_wide_consent_field(ch));

@@ -39,6 +39,11 @@ std::optional<std::string> consent_problem(const redisReply* specific, const red
                                            const redisReply* suppressed, bool consent_required,
                                            bool have_member);
 
+// Records a withdrawal unless one is recorded already, so applying the same unsubscribe twice
+// keeps the first time and source. KEYS: the consent key. ARGV: field, value ("withdrawn|...").
+// Returns 1 when it wrote the withdrawal, 0 when the field was withdrawn before.
+extern const std::string_view withdraw_consent_script;
+
 // Appends HMGET consent + HGET suppression for one message: 2 commands, answered in that order.
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
                            std::string_view member, std::string_view address);

@@ -1,0 +1,126 @@
+#include "engine/unsubscribe.hpp"
+
+#include <iostream>
+
+#include <boost/asio/this_coro.hpp>
+#include <fmt/format.h>
+
+#include "engine/commands.hpp"
+#include "engine/log.hpp"
+#include "queue/campaign_store.hpp"
+#include "queue/consent.hpp"
+#include "support/run_sync.hpp"
+#include "templates/unsubscribe.hpp"
+
+namespace budstikke::engine {
+namespace asio = boost::asio;
+
+std::string_view to_string(withdrawal_status s) {
+  switch (s) {
+    case withdrawal_status::withdrawn: return "withdrawn";
+    case withdrawal_status::already: return "already withdrawn";
+    case withdrawal_status::invalid_token: return "invalid token";
+    case withdrawal_status::unknown_campaign: return "unknown campaign";
+    case withdrawal_status::no_secret: return "no unsubscribe secret configured";
+    case withdrawal_status::redis_error: return "Redis error";
+  }
+  return "?";
+}
+
+asio::awaitable<withdrawal_result> apply_withdrawal(queue::connection& conn, const config& cfg, withdrawal w) {
+  withdrawal_result result;
+  auto ch = queue::parse_channel(w.channel);
+  if (!ch || w.member.empty() || w.category.empty()) {
+    result.status = withdrawal_status::invalid_token;
+    result.detail = !ch ? fmt::format("unknown channel '{}'", w.channel)
+                        : w.member.empty() ? "no member id" : "no category";
+    result.what = std::move(w);
+    co_return result;
+  }
+  queue::keys keys(cfg.key_prefix);
+  auto field = w.category == "*" ? queue::channel_wide_consent_field(*ch) : queue::consent_field(*ch, w.category);
+  queue::request req;
+  req.command("EVAL", queue::withdraw_consent_script, 1, queue::consent_key(keys, w.member), field,
+              queue::format_consent(false, queue::now_rfc3339(), w.source));
+  std::vector<queue::reply_ptr> replies;
+  if (auto ec = co_await conn.async_exec(req, replies)) {
+    result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+  } else if (queue::is_error(replies[0].get())) {
+    result.detail = std::string(queue::as_string(replies[0].get()));
+  } else {
+    result.status = queue::as_integer(replies[0].get()).value_or(0) == 1 ? withdrawal_status::withdrawn
+                                                                         : withdrawal_status::already;
+    log::info("consent withdrawn", {{"member", w.member}, {"channel", w.channel}, {"category", w.category},
+                                    {"source", w.source}, {"result", to_string(result.status)}});
+  }
+  result.what = std::move(w);
+  co_return result;
+}
+
+asio::awaitable<withdrawal_result> apply_unsubscribe_token(queue::connection& conn, const config& cfg,
+                                                           std::string_view token, std::string_view source) {
+  withdrawal_result result;
+  if (cfg.email.unsubscribe_secret.empty()) {
+    result.status = withdrawal_status::no_secret;
+    result.detail = "set BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file";
+    co_return result;
+  }
+  auto fields = templates::verify_unsubscribe_token(cfg.email.unsubscribe_secret, token);
+  if (!fields || fields->member.empty() || !queue::valid_campaign_id(fields->campaign)) {
+    result.status = withdrawal_status::invalid_token;
+    result.detail = !fields ? "malformed or not signed with the configured secret" : "the token names no member";
+    co_return result;
+  }
+  // The token names the campaign; the consent withdrawn is that of the campaign's category.
+  queue::keys keys(cfg.key_prefix);
+  queue::request req;
+  req.command("HGET", keys.campaign(fields->campaign), "category");
+  std::vector<queue::reply_ptr> replies;
+  if (auto ec = co_await conn.async_exec(req, replies)) {
+    result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+    co_return result;
+  }
+  if (queue::is_error(replies[0].get())) {
+    result.detail = std::string(queue::as_string(replies[0].get()));
+    co_return result;
+  }
+  if (queue::is_nil(replies[0].get())) {
+    result.status = withdrawal_status::unknown_campaign;
+    result.detail = fmt::format("campaign {} is not in Redis, so its category is unknown", fields->campaign);
+    co_return result;
+  }
+  withdrawal w{fields->member, fields->channel, std::string(queue::as_string(replies[0].get())),
+               fmt::format("{} (campaign {})", source, fields->campaign)};
+  co_return co_await apply_withdrawal(conn, cfg, std::move(w));
+}
+
+int consent_withdraw_command(const config& cfg, const consent_withdraw_options& opt) {
+  const bool by_token = !opt.token.empty();
+  if (by_token == !(opt.member.empty() && opt.channel.empty() && opt.category.empty())) {
+    std::cerr << "error: give either --token, or --member, --channel and --category\n";
+    return exit_usage;
+  }
+  auto result = support::run_sync([&]() -> asio::awaitable<withdrawal_result> {
+    queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
+    if (by_token) co_return co_await apply_unsubscribe_token(conn, cfg, opt.token, opt.source);
+    // A named object: GCC 12 destroys a temporary aggregate in a co_await expression twice.
+    withdrawal w{opt.member, opt.channel, opt.category, opt.source};
+    co_return co_await apply_withdrawal(conn, cfg, std::move(w));
+  }());
+  switch (result.status) {
+    case withdrawal_status::withdrawn:
+    case withdrawal_status::already:
+      std::cout << fmt::format("member {}: {} consent for {} {}\n", result.what.member, result.what.channel,
+                               result.what.category == "*" ? "every category" : result.what.category,
+                               result.status == withdrawal_status::withdrawn ? "withdrawn" : "was already withdrawn");
+      return exit_ok;
+    case withdrawal_status::redis_error:
+      std::cerr << "error: " << result.detail << "\n";
+      return exit_runtime;
+    default:
+      std::cerr << fmt::format("error: {}: {}\n", to_string(result.status), result.detail);
+      return exit_usage;
+  }
+}
+
+}  // namespace budstikke::engine

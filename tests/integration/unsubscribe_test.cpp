@@ -1,0 +1,212 @@
+// One-click unsubscribe, end to end: the token a delivered newsletter carries in its
+// List-Unsubscribe header, POSTed to the engine's admin port (RFC 8058) or given to
+// `budstikke consent withdraw --token`, withdraws that member's consent for the campaign's
+// category; the next newsletter skips the member. GET never changes anything; a second
+// application changes nothing either.
+#include <regex>
+#include <thread>
+
+#include "engine/admin_http.hpp"
+#include "queue/consent.hpp"
+#include "templates/unsubscribe.hpp"
+#include "tests/integration/e2e.hpp"
+
+using namespace budstikke::testing;
+using budstikke::engine::host_port;
+using budstikke::engine::http_request;
+namespace queue = budstikke::queue;
+
+namespace {
+
+constexpr const char* secret = "integration-test-secret-0123456789";
+
+fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis, std::uint16_t relay_port) {
+  auto path = write_config(dir, redis, relay_port);
+  std::ofstream(dir / "unsubscribe.secret") << secret << "\n";
+  std::ofstream(path, std::ios::app) << "email:\n  unsubscribe_url: https://min.forbundet.example/avmeld?t={token}\n"
+                                     << "  unsubscribe_secret_file: " << (dir / "unsubscribe.secret").string() << "\n";
+  return path;
+}
+
+std::uint16_t admin_port_from_log(const fs::path& log) {
+  std::regex port_field(R"("msg":"admin listening".*"port":([0-9]+))");
+  for (int i = 0; i < 100; ++i) {
+    std::smatch m;
+    auto text = slurp(log);
+    if (std::regex_search(text, m, port_field)) return static_cast<std::uint16_t>(std::stoi(m[1]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL("the engine did not log its admin port: " << slurp(log));
+  return 0;
+}
+
+// The token in the List-Unsubscribe header of the message delivered to `address`.
+std::string token_delivered_to(const fs::path& maildir, const std::string& address) {
+  std::regex header(R"(List-Unsubscribe: <https://min\.forbundet\.example/avmeld\?t=([A-Za-z0-9_.-]+)>)");
+  for (const auto& f : fs::directory_iterator(maildir / "new")) {
+    auto text = slurp(f.path());
+    if (text.find("<" + address + ">") == std::string::npos) continue;
+    std::smatch m;
+    REQUIRE(std::regex_search(text, m, header));
+    return m[1];
+  }
+  FAIL("no message for " << address);
+  return {};
+}
+
+// The member's consent field for e-mail newsletters, or "(nil)".
+std::string newsletter_consent(const redis_server& redis, const std::string& member) {
+  std::string value = "(nil)";
+  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+    queue::request req;
+    req.command("HGET", queue::consent_key(queue::keys(), member), "email:newsletter");
+    std::vector<queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    if (!queue::is_nil(replies[0].get())) value = queue::as_string(replies[0].get());
+  });
+  return value;
+}
+
+void wait_done(const temp_dir& dir, const fs::path& config, const std::string& id, int n) {
+  boost::json::object s;
+  for (int i = 0; i < 300; ++i) {
+    s = campaign_status(dir, config, id);
+    if (s.at("state").as_string() == "done") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  require_adds_up(s, n);
+}
+
+}  // namespace
+
+TEST_CASE("e2e: the one-click unsubscribe of a delivered newsletter, POSTed to the admin port, skips the member next time") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto maildir = dir / "mail";
+  auto sink = start_own_sink(dir, {"--maildir", maildir.string()});
+  auto config = config_with_unsubscribe(dir, redis, sink.port);
+  constexpr int n = 6;
+  auto members = write_members(dir, n);
+  auto enqueue = [&](const std::string& id) {
+    auto r = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", id, "--template",
+                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(), "--from",
+                           "nyheter@forbundet.example"});
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+  };
+  enqueue("nyhetsbrev-mars");
+
+  auto log = dir / "engine.log";
+  auto engine = budstikke::support::child_process::spawn({budstikke_bin(), "run", "--config", config.string()},
+                                                         log.string());
+  host_port at{"127.0.0.1", admin_port_from_log(log)};
+  wait_done(dir, config, "nyhetsbrev-mars", n);
+  auto token = token_delivered_to(maildir, "medlem2@avd2.example");
+  const std::string target = "/unsubscribe?t=" + token;
+
+  // GET (a link scanner, a preview) changes nothing.
+  auto get = http_request(at, "GET", target, {}, std::chrono::seconds(5));
+  REQUIRE(get);
+  CHECK(get->status == 405);
+  CHECK(newsletter_consent(redis, "M2") == "(nil)");
+
+  // A forged or damaged token is refused.
+  auto forged = token;
+  forged[forged.size() / 2] = forged[forged.size() / 2] == 'A' ? 'B' : 'A';
+  auto bad = http_request(at, "POST", "/unsubscribe?t=" + forged, "List-Unsubscribe=One-Click", std::chrono::seconds(5));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(newsletter_consent(redis, "M2") == "(nil)");
+
+  // The mail client's one-click POST (RFC 8058).
+  auto post = http_request(at, "POST", target, "List-Unsubscribe=One-Click", std::chrono::seconds(5));
+  REQUIRE(post);
+  INFO(post->body);
+  CHECK(post->status == 200);
+  auto first = newsletter_consent(redis, "M2");
+  CHECK(first.rfind("withdrawn|", 0) == 0);
+  CHECK(first.find("one-click unsubscribe (campaign nyhetsbrev-mars)") != std::string::npos);
+
+  // Again: the same answer, and the record keeps its first time and source.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto again = http_request(at, "POST", target, "List-Unsubscribe=One-Click", std::chrono::seconds(5));
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  CHECK(newsletter_consent(redis, "M2") == first);
+  // No other member was touched.
+  CHECK(newsletter_consent(redis, "M3") == "(nil)");
+
+  // The next newsletter skips M2 only.
+  enqueue("nyhetsbrev-april");
+  wait_done(dir, config, "nyhetsbrev-april", n);
+  auto s = campaign_status(dir, config, "nyhetsbrev-april");
+  CHECK(field(s, "sent") == n - 1);
+  CHECK(field(s, "skipped") == 1);
+  auto reasons = outcome_reasons(redis, "nyhetsbrev-april");
+  REQUIRE(reasons.count("M2") == 1);
+  CHECK(reasons["M2"].find("consent withdrawn") != std::string::npos);
+  engine.stop();
+}
+
+TEST_CASE("e2e: budstikke consent withdraw --token applies a token once, and refuses bad ones") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto sink = start_own_sink(dir);
+  auto config = config_with_unsubscribe(dir, redis, sink.port);
+  auto members = write_members(dir, 3);
+  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "vervekampanje", "--category",
+                           "winback", "--template", source_dir() + "/deploy/templates/newsletter", "--recipients",
+                           members.string(), "--from", "nyheter@forbundet.example"});
+  INFO(enq.output);
+  REQUIRE(enq.code == 0);
+
+  std::string token;
+  budstikke::templates::make_unsubscribe_token(secret, "vervekampanje", "M1", "email", token);
+  auto winback = [&] {
+    std::string value = "(nil)";
+    with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+      queue::request req;
+      req.command("HGET", queue::consent_key(queue::keys(), "M1"), "email:winback");
+      std::vector<queue::reply_ptr> replies;
+      auto ec = co_await conn.async_exec(req, replies);
+      REQUIRE_FALSE(ec);
+      if (!queue::is_nil(replies[0].get())) value = queue::as_string(replies[0].get());
+    });
+    return value;
+  };
+
+  auto r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", token});
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("member M1: email consent for winback withdrawn") != std::string::npos);
+  auto first = winback();
+  CHECK(first.rfind("withdrawn|", 0) == 0);
+
+  r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", token});
+  CHECK(r.code == 0);
+  CHECK(r.output.find("was already withdrawn") != std::string::npos);
+  CHECK(winback() == first);
+
+  // Signed with another secret: refused, nothing written.
+  std::string foreign;
+  budstikke::templates::make_unsubscribe_token("another-secret-0123456789abcdef", "vervekampanje", "M0", "email", foreign);
+  r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", foreign});
+  CHECK(r.code == 2);
+  CHECK(r.output.find("invalid token") != std::string::npos);
+
+  // A campaign that is gone: its category is unknown, so nothing is guessed.
+  std::string orphan;
+  budstikke::templates::make_unsubscribe_token(secret, "slettet-kampanje", "M0", "email", orphan);
+  r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", orphan});
+  CHECK(r.code == 2);
+  CHECK(r.output.find("unknown campaign") != std::string::npos);
+
+  // By hand, without a token.
+  r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--member", "M0", "--channel", "sms",
+                    "--category", "*"});
+  CHECK(r.code == 0);
+  CHECK(r.output.find("member M0: sms consent for every category withdrawn") != std::string::npos);
+  r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", token, "--member", "M0"});
+  CHECK(r.code == 2);
+}
