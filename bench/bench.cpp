@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "queue/campaign_store.hpp"
+#include "queue/consent.hpp"
 #include "support/run_sync.hpp"
 #include "support/process.hpp"
 
@@ -39,6 +40,9 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
   cmd->add_option("--transient-share", o.transient_share, "Fault: share (0..1) of messages the own SMTP sink answers 451")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--drop-after-dot-share", o.drop_after_dot_share, "Fault: share (0..1) of messages whose connection the own SMTP sink drops after the final dot")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--reply-delay-ms", o.reply_delay_ms, "Fault: the own SMTP sink delays every reply (a slow relay)")->check(CLI::Range(0, 60000));
+  cmd->add_option("--consent", o.consent,
+                  "granted (newsletter needing consent, a grant per member), lookup (consent read, none recorded) or off (not read)")
+      ->check(CLI::IsMember({"granted", "lookup", "off"}))->capture_default_str();
   cmd->add_flag("--tls", o.tls, "STARTTLS: the own sink gets a throwaway certificate, the engine verifies it");
   cmd->add_option("--channel", o.channel, "email (SMTP sink) or sms (the own SMS gateway sink, Kannel kind)")
       ->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
@@ -200,7 +204,7 @@ int run_bench(const bench_options& opt) {
     queue::connection conn(co_await asio::this_coro::executor, rc);
     queue::campaign_definition def;
     def.id = campaign;
-    def.category = "tariff";
+    def.category = opt.consent == "granted" ? "newsletter" : opt.consent == "off" ? "receipt" : "tariff";
     def.tenant = "bench";
     def.priority = 5;
     def.from_address = "nyheter@forbundet.example";
@@ -211,6 +215,23 @@ int run_bench(const bench_options& opt) {
       def.kind = queue::channel::sms;
       def.from_address = "Forbundet";
       def.templates = {{"sms", sms_template}};
+    }
+    if (opt.consent == "granted") {
+      // What a portal records when members subscribe, before the campaign exists.
+      queue::request grants;
+      std::vector<queue::reply_ptr> replies;
+      auto grant = queue::format_consent(true, queue::now_rfc3339(), "bench");
+      auto field = queue::consent_field(def.kind, def.category);
+      for (std::uint64_t i = 0; i < opt.recipients; ++i) {
+        grants.command("HSET", queue::consent_key(queue::keys(), fmt::format("M{:07}", i)), field, grant);
+        if (grants.commands() == 2000 || i + 1 == opt.recipients) {
+          if (auto ec = co_await conn.async_exec(grants, replies)) {
+            error = "recording consent: " + ec.message();
+            co_return ec;
+          }
+          grants.clear();
+        }
+      }
     }
     queue::campaign_writer writer(conn, queue::keys(), def, 2000);
     if (auto ec = co_await writer.async_create(error)) co_return ec;
@@ -244,6 +265,7 @@ int run_bench(const bench_options& opt) {
       cfg << fmt::format("  tls: starttls\n  tls_verify: true\n  ca_file: {}\n  tls_server_name: localhost\n",
                          (work / "ca.pem").string());
     }
+    if (opt.consent == "off") cfg << "categories:\n  receipt:\n    check_consent: false\n";
   }
   say(fmt::format("running the engine ({} workers, window {}, {} connections per shard) against {} ...",
                   opt.workers == 0 ? std::thread::hardware_concurrency() : static_cast<unsigned>(opt.workers),

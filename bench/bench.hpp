@@ -30,6 +30,9 @@ struct bench_options {
   double transient_share = 0;    // own SMTP sink faults: share answered 451
   double drop_after_dot_share = 0;  // ... share whose connection drops after the final dot
   int reply_delay_ms = 0;        // ... delay of every reply (a slow relay)
+  // granted: a newsletter requiring consent, a grant recorded for every member (all read, all found);
+  // lookup: a tariff message, consent read but none recorded; off: a category whose consent is not read.
+  std::string consent = "lookup";
 };
 
 void add_bench_options(CLI::App* cmd, bench_options& opt);

@@ -131,10 +131,19 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
         cat.fail(n, "consent_required", "expected true or false");
       }
     });
+    cat.custom("check_consent", [&](const YAML::Node& n) {
+      try {
+        policy.check_consent = n.as<bool>();
+      } catch (const YAML::Exception&) {
+        cat.fail(n, "check_consent", "expected true or false");
+      }
+    });
     // A category named in the file starts from its built-in policy.
     if (name == "default") policy = cfg.default_category;
     else if (auto it = cfg.categories.find(name); it != cfg.categories.end()) policy = it->second;
     cat.read(kv.second);
+    if (policy.consent_required && !policy.check_consent)
+      cat.fail(kv.second, "check_consent", "false, but consent_required is true: a grant cannot be required without reading it");
     if (name == "default") cfg.default_category = policy;
     else cfg.categories[name] = policy;
   }

@@ -48,6 +48,9 @@ struct category_policy {
   // Without a recorded grant the message is skipped. Where not required, only an explicit
   // withdrawal (or a suppression) stops a message.
   bool consent_required = false;
+  // false: the consent store is not read at all (for messages a member cannot refuse, such as a
+  // password reset); the suppression list still is. Cannot go with consent_required.
+  bool check_consent = true;
 };
 
 struct email_config {

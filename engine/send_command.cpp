@@ -35,17 +35,15 @@ asio::awaitable<std::optional<std::string>> check_consent(const config& cfg, con
   queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
   queue::keys keys(cfg.key_prefix);
   queue::request req;
-  queue::append_consent_lookup(req, keys, queue::channel::sms, opt.category, opt.member, number);
+  const auto& policy = cfg.policy(opt.category);
+  queue::append_consent_lookup(req, keys, queue::channel::sms, opt.category, opt.member, number, policy.check_consent);
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
     unreachable = true;
     co_return fmt::format("cannot read consent from Redis: {}", ec.message());
   }
-  const redisReply* consent = replies[0].get();
-  if (consent->type != REDIS_REPLY_ARRAY || consent->elements != 2)
-    co_return fmt::format("consent record unreadable: {}", queue::as_string(consent));
-  co_return queue::consent_problem(consent->element[0], consent->element[1], replies[1].get(),
-                                   cfg.policy(opt.category).consent_required, !opt.member.empty());
+  const redisReply* consent = policy.check_consent ? replies[0].get() : nullptr;
+  co_return queue::lookup_problem(consent, replies.back().get(), policy.consent_required, !opt.member.empty());
 }
 
 }  // namespace

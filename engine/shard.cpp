@@ -565,7 +565,8 @@ class shard::impl final : public adapters::delivery_listener {
       for (auto& [c, idxs] : by_campaign) {
         for (auto idx : idxs) {
           const slot& sl = *slots_[idx];
-          queue::append_consent_lookup(req, keys_, c->def.kind, c->def.category, sl.member, sl.d.envelope_to);
+          queue::append_consent_lookup(req, keys_, c->def.kind, c->def.category, sl.member, sl.d.envelope_to,
+                                       c->policy->check_consent);
         }
         req.begin(2 + 2 * idxs.size()).arg("HSET").arg(c->inflight_key);
         for (auto idx : idxs) req.arg(slots_[idx]->entry_id).arg(now);
@@ -575,7 +576,7 @@ class shard::impl final : public adapters::delivery_listener {
       if (!ec) {
         std::size_t r = 0;
         for (auto& [c, idxs] : by_campaign) {
-          r += 2 * idxs.size();
+          r += (c->policy->check_consent ? 2 : 1) * idxs.size();
           refused = refused || queue::is_error(replies[r++].get());
         }
       }
@@ -603,15 +604,9 @@ class shard::impl final : public adapters::delivery_listener {
         for (auto idx : idxs) {
           slot& sl = *slots_[idx];
           sl.marked = true;
-          const redisReply* consent = replies[r++].get();
+          const redisReply* consent = c->policy->check_consent ? replies[r++].get() : nullptr;
           const redisReply* suppressed = replies[r++].get();
-          std::optional<std::string> problem;
-          if (consent->type != REDIS_REPLY_ARRAY || consent->elements != 2) {
-            problem = fmt::format("consent record unreadable: {}", queue::as_string(consent));
-          } else {
-            problem = queue::consent_problem(consent->element[0], consent->element[1], suppressed,
-                                             c->policy->consent_required, !sl.member.empty());
-          }
+          auto problem = queue::lookup_problem(consent, suppressed, c->policy->consent_required, !sl.member.empty());
           if (problem) finish(idx, final_state::skipped, *problem);
           else send(idx);
         }

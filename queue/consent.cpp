@@ -65,6 +65,14 @@ std::optional<std::string> consent_problem(const redisReply* specific, const red
   return std::string("no consent");
 }
 
+std::optional<std::string> lookup_problem(const redisReply* consent, const redisReply* suppressed,
+                                          bool consent_required, bool have_member) {
+  if (!consent) return consent_problem(nullptr, nullptr, suppressed, false, have_member);
+  if (consent->type != REDIS_REPLY_ARRAY || consent->elements != 2)
+    return fmt::format("consent record unreadable: {}", as_string(consent));
+  return consent_problem(consent->element[0], consent->element[1], suppressed, consent_required, have_member);
+}
+
 const std::string_view withdraw_consent_script = R"lua(
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, 10) == 'withdrawn|' then return 0 end
@@ -73,8 +81,9 @@ return 1
 )lua";
 
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
-                           std::string_view member, std::string_view address) {
-  req.command("HMGET", consent_key(k, member), consent_field(ch, category), channel_wide_consent_field(ch));
+                           std::string_view member, std::string_view address, bool read_consent) {
+  if (read_consent)
+    req.command("HMGET", consent_key(k, member), consent_field(ch, category), channel_wide_consent_field(ch));
   req.command("HGET", suppression_key(k, ch), suppression_member(ch, address));
 }
 

@@ -44,8 +44,14 @@ std::optional<std::string> consent_problem(const redisReply* specific, const red
 // Returns 1 when it wrote the withdrawal, 0 when the field was withdrawn before.
 extern const std::string_view withdraw_consent_script;
 
-// Appends HMGET consent + HGET suppression for one message: 2 commands, answered in that order.
+// The same from the replies of append_consent_lookup: `consent` is the HMGET's reply, or null
+// when the consent store was not read.
+std::optional<std::string> lookup_problem(const redisReply* consent, const redisReply* suppressed,
+                                          bool consent_required, bool have_member);
+
+// Appends HMGET consent + HGET suppression for one message: 2 commands, answered in that order;
+// without `read_consent` only the HGET. `consent_problem` takes nil for records not read.
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
-                           std::string_view member, std::string_view address);
+                           std::string_view member, std::string_view address, bool read_consent = true);
 
 }  // namespace budstikke::queue

@@ -106,3 +106,17 @@ TEST_CASE("engine: sms settings") {
   CHECK(load_error("sms:\n  max_segments: 0\n").find("sms.max_segments") != std::string::npos);
   CHECK(load_error("sms:\n  normalise: maybe\n").find("expected true or false") != std::string::npos);
 }
+
+TEST_CASE("engine: categories may skip reading consent, but not while requiring it") {
+  auto p = write_yaml("categories:\n  receipt:\n    check_consent: false\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  CHECK_FALSE(cfg.policy("receipt").check_consent);
+  CHECK(cfg.policy("tariff").check_consent);
+  CHECK(cfg.policy("unknown-category").check_consent);
+  // newsletter requires a grant by default: reading no consent cannot go with that.
+  CHECK_THAT(load_error("categories:\n  newsletter:\n    check_consent: false\n"),
+             Catch::Contains("categories.newsletter.check_consent: false, but consent_required is true"));
+  CHECK_THAT(load_error("categories:\n  receipt:\n    check_consent: maybe\n"),
+             Catch::Contains("categories.receipt.check_consent: expected true or false"));
+}
