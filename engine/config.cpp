@@ -429,6 +429,19 @@ config load_config(const std::string& path) {
       eng.fail(n, "admin_listen", fmt::format("'{}' is not HOST:PORT (IPv6 as [::1]:9464)", n.Scalar()));
     e.admin_listen = n.Scalar();
   });
+  eng.custom("tenant_weights", [&](const YAML::Node& n) {
+    if (!n.IsMap()) eng.fail(n, "tenant_weights", "expected a mapping of tenant names to weights, e.g. {oslo: 2}");
+    for (const auto& kv : n) {
+      int w = 0;
+      try {
+        w = kv.second.as<int>();
+      } catch (const YAML::Exception&) {
+        eng.fail(kv.second, "tenant_weights", "expected a whole number");
+      }
+      if (w < 1 || w > 100) eng.fail(kv.second, "tenant_weights", fmt::format("{} is out of range 1..100", w));
+      e.tenant_weights[kv.first.as<std::string>()] = w;
+    }
+  });
 
   auto& s = cfg.smtp;
   section_reader smtp(path, "smtp");

@@ -38,6 +38,8 @@ struct engine_config {
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
   // The admin HTTP port (/metrics, /healthz, /readyz): host:port; empty disables it.
   std::string admin_listen = "127.0.0.1:9464";
+  // Shares of reading between tenants sending at the same time (default 1 each).
+  std::map<std::string, int, std::less<>> tenant_weights;
 };
 
 // What to do with a message that was on the wire when an engine died (RFC 1047): send it again

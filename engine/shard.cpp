@@ -48,6 +48,10 @@ std::int64_t epoch_ms() {
 // Template data beyond this is refused: a buggy portal must not make a shard allocate without bound.
 constexpr std::size_t max_data_bytes = 64 * 1024;
 
+// Campaigns of this priority take the urgent lane: read before any other, a share of the window
+// kept free for them, and first in line for the wire.
+constexpr int urgent_priority = queue::max_priority;
+
 // Answers that only asked for a pause (Retry-After) are not attempts, up to this many per message.
 constexpr std::uint32_t max_paused_retries = 100;
 
@@ -77,6 +81,8 @@ class shard::impl final : public adapters::delivery_listener {
     consumer_ = fmt::format("{}-{}", cfg.engine.consumer.empty() ? host_name() : cfg.engine.consumer, index);
     send_window_ = cfg.engine.send_window ? cfg.engine.send_window
                                           : 4 * (cfg.smtp.connections + (cfg.sms.gateway ? cfg.sms.gateway->concurrency : 0));
+    // Slots only the urgent lane may fill, so an urgent message never waits for a slow campaign's slots.
+    urgent_reserve_ = std::min(cfg.engine.read_batch, cfg.engine.window / 4);
     slots_.reserve(cfg.engine.window);
     free_.reserve(cfg.engine.window);
     for (std::size_t i = 0; i < cfg.engine.window; ++i) {
@@ -138,7 +144,8 @@ class shard::impl final : public adapters::delivery_listener {
     bool recover_after_drain = false;  // a read failed mid-way: re-take the own backlog once drained
     bool exhausted = false;   // the last read for new entries found none
     int weight = 1;
-    int current = 0;          // smooth weighted round-robin state
+    int current = 0;          // smooth weighted round-robin state (between the campaigns of its tenant)
+    bool urgent = false;      // priority 9: the urgent lane
     std::size_t held = 0;     // slots holding this campaign's entries
     std::vector<std::uint32_t> to_record;
     metrics::campaign_handle series;  // its counters in /metrics
@@ -238,18 +245,23 @@ class shard::impl final : public adapters::delivery_listener {
     request req;
     const std::size_t want = std::min(cfg_.engine.read_batch, cfg_.engine.window);
     while (!stopping_) {
-      if (free_.size() < want) {
+      // The urgent lane may use every free slot; the others leave urgent_reserve_ of them free.
+      const std::size_t free_for_all = free_.size() > urgent_reserve_ ? free_.size() - urgent_reserve_ : 0;
+      const bool urgent_readable = std::any_of(campaigns_.begin(), campaigns_.end(), [](const auto& kv) {
+        return kv.second->urgent && kv.second->served() && !kv.second->recovering() && !kv.second->exhausted;
+      });
+      if (free_for_all < want && !(urgent_readable && !free_.empty())) {
         co_await pull_wake_.wait_for(std::chrono::seconds(1));
         continue;
       }
-      if (campaign_rt* c = pick_recovery()) {
+      if (campaign_rt* c = free_.size() >= want ? pick_recovery() : nullptr) {
         co_await recover_step(*c, want);
         continue;
       }
-      if (campaign_rt* c = pick()) {
+      if (campaign_rt* c = pick(free_for_all >= want)) {
         req.clear();
-        req.command("XREADGROUP", "GROUP", queue::consumer_group, consumer_, "COUNT", want, "STREAMS",
-                    c->stream_key, ">");
+        req.command("XREADGROUP", "GROUP", queue::consumer_group, consumer_, "COUNT",
+                    c->urgent ? std::min(want, free_.size()) : want, "STREAMS", c->stream_key, ">");
         if (auto ec = co_await pull_conn_.async_exec(req, replies)) {
           std::vector<campaign_rt*> affected(1, c);  // not a braced list: GCC 12 cannot keep its array across co_await
           co_await read_failed(ec, affected);
@@ -267,7 +279,7 @@ class shard::impl final : public adapters::delivery_listener {
       std::vector<campaign_rt*> readable;
       for (auto& [id, c] : campaigns_)
         if (c->served() && !c->recovering()) readable.push_back(c.get());
-      if (readable.empty() || free_.size() < readable.size()) {
+      if (readable.empty() || free_for_all < readable.size()) {
         if (until_idle_ && co_await idle()) break;
         co_await pull_wake_.wait_for(cfg_.engine.idle_poll);
         continue;
@@ -276,7 +288,7 @@ class shard::impl final : public adapters::delivery_listener {
       // XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS k1..kn >..>
       req.begin(9 + 2 * readable.size())
           .arg("XREADGROUP").arg("GROUP").arg(queue::consumer_group).arg(consumer_)
-          .arg("COUNT").arg(std::max<std::size_t>(1, std::min(want, free_.size() / readable.size())))
+          .arg("COUNT").arg(std::max<std::size_t>(1, std::min(want, free_for_all / readable.size())))
           .arg("BLOCK").arg(cfg_.engine.idle_poll.count());
       req.arg("STREAMS");
       for (auto* c : readable) req.arg(c->stream_key);
@@ -313,18 +325,45 @@ class shard::impl final : public adapters::delivery_listener {
     return nullptr;
   }
 
-  // Smooth weighted round-robin over the campaigns that can be read without blocking.
-  campaign_rt* pick() {
-    campaign_rt* best = nullptr;
-    int total = 0;
+  // The campaign to read next, of those that can be read without blocking: the urgent lane first;
+  // otherwise a tenant by smooth weighted round-robin (engine.tenant_weights), then one of its
+  // campaigns the same way by priority. A tenant with one big campaign gets its share, not more,
+  // when another tenant sends too. Without `others_may_read` only urgent campaigns are chosen.
+  campaign_rt* pick(bool others_may_read) {
+    auto readable = [](const campaign_rt& c) { return c.served() && !c.recovering() && !c.exhausted; };
+    auto round_robin = [](auto& candidates, auto weight_of, auto current_of) {
+      std::remove_reference_t<decltype(candidates.front())> best = nullptr;
+      int total = 0;
+      for (auto* c : candidates) {
+        current_of(c) += weight_of(c);
+        total += weight_of(c);
+        if (!best || current_of(c) > current_of(best)) best = c;
+      }
+      if (best) current_of(best) -= total;
+      return best;
+    };
+    auto campaign_weight = [](campaign_rt* c) { return c->weight; };
+    auto campaign_current = [](campaign_rt* c) -> int& { return c->current; };
+
+    pick_scratch_.clear();
+    for (auto& [id, c] : campaigns_)
+      if (c->urgent && readable(*c)) pick_scratch_.push_back(c.get());
+    if (!pick_scratch_.empty()) return round_robin(pick_scratch_, campaign_weight, campaign_current);
+    if (!others_may_read) return nullptr;
+
+    tenant_scratch_.clear();
     for (auto& [id, c] : campaigns_) {
-      if (!c->served() || c->recovering() || c->exhausted) continue;
-      c->current += c->weight;
-      total += c->weight;
-      if (!best || c->current > best->current) best = c.get();
+      if (!readable(*c)) continue;
+      auto& t = tenants_[c->def.tenant];
+      if (std::find(tenant_scratch_.begin(), tenant_scratch_.end(), &t) == tenant_scratch_.end())
+        tenant_scratch_.push_back(&t);
     }
-    if (best) best->current -= total;
-    return best;
+    if (tenant_scratch_.empty()) return nullptr;
+    auto* tenant = round_robin(tenant_scratch_, [](tenant_rt* t) { return t->weight; },
+                               [](tenant_rt* t) -> int& { return t->current; });
+    for (auto& [id, c] : campaigns_)
+      if (readable(*c) && &tenants_[c->def.tenant] == tenant) pick_scratch_.push_back(c.get());
+    return round_robin(pick_scratch_, campaign_weight, campaign_current);
   }
 
   // Takes over up to `want` pending entries of the consumer at the front of c.recover.
@@ -512,6 +551,11 @@ class shard::impl final : public adapters::delivery_listener {
     }
     if (s.marked) {
       send(idx);
+    } else if (c.urgent) {
+      // Ahead of everything but earlier urgent messages.
+      auto pos = std::find_if(ready_.begin(), ready_.end(), [&](std::uint32_t i) { return !slots_[i]->campaign->urgent; });
+      ready_.insert(pos, idx);
+      mark_wake_.notify();
     } else {
       ready_.push_back(idx);
       mark_wake_.notify();
@@ -905,28 +949,33 @@ class shard::impl final : public adapters::delivery_listener {
 
     for (auto& [id, c] : campaigns_) c->in_registry = false;
     req.clear();
-    std::vector<std::string> fresh, known;
+    std::vector<bool> fresh;  // per id: not known yet, so its whole hash is read
     for (auto& id : ids) {
       auto it = campaigns_.find(id);
-      if (it == campaigns_.end()) {
+      fresh.push_back(it == campaigns_.end());
+      if (fresh.back()) {
         req.command("HGETALL", keys_.campaign(id));
-        fresh.push_back(id);
       } else {
         it->second->in_registry = true;
         req.command("HGET", keys_.campaign(id), "state");
-        known.push_back(id);
       }
     }
     if (auto ec = co_await control_conn_.async_exec(req, replies)) {
       log::warn("cannot read campaigns", {{"shard", index_}, {"error", ec.message()}});
       co_return;
     }
+    // The replies come in the registry's order, fresh and known campaigns interleaved.
     std::size_t r = 0;
-    for (auto& id : fresh) add_campaign(id, replies[r++].get());
     request control;
-    for (auto& id : known) {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::string& id = ids[i];
+      const redisReply* reply = replies[r++].get();
+      if (fresh[i]) {
+        add_campaign(id, reply);
+        continue;
+      }
       auto& c = *campaigns_[id];
-      auto state = queue::as_string(replies[r++].get());
+      auto state = queue::as_string(reply);
       bool was_active = c.active;
       c.active = state == "active";
       if (c.active && !was_active) {
@@ -978,6 +1027,9 @@ class shard::impl final : public adapters::delivery_listener {
     } else {
       c->def = std::move(*def);
       c->weight = c->def.priority + 1;
+      c->urgent = c->def.priority >= urgent_priority;
+      if (auto it = cfg_.engine.tenant_weights.find(c->def.tenant); it != cfg_.engine.tenant_weights.end())
+        tenants_[c->def.tenant].weight = it->second;
       c->active = c->def.state == "active";
       if (c->def.kind != queue::channel::email && !(c->def.kind == queue::channel::sms && sms_)) {
         c->mode = serve_mode::not_served;
@@ -1019,6 +1071,14 @@ class shard::impl final : public adapters::delivery_listener {
   std::size_t held_ = 0;
   std::size_t records_waiting_ = 0;
   std::map<std::string, std::unique_ptr<campaign_rt>, std::less<>> campaigns_;
+  struct tenant_rt {
+    int weight = 1;
+    int current = 0;
+  };
+  std::map<std::string, tenant_rt, std::less<>> tenants_;  // a few per engine; never forgotten
+  std::vector<campaign_rt*> pick_scratch_;
+  std::vector<tenant_rt*> tenant_scratch_;
+  std::size_t urgent_reserve_ = 0;
   event pull_wake_, record_wake_, registry_wake_, mark_wake_, drained_, loops_done_;
   std::string consumer_;
   std::chrono::steady_clock::time_point last_scan_{};
