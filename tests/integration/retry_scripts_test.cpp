@@ -119,7 +119,7 @@ TEST_CASE("scripts: a retry is scheduled once, moved back only when due, with at
   });
 
   // Sent at last: counted, the campaign is not done while a retry still waits.
-  auto done = f.record({{third[0], queue::final_state::sent, "M0", "", false, 3, "250 ok"}});
+  auto done = f.record({{third[0], queue::final_state::sent, "M0", "", false, 3, "250 ok", std::nullopt, 0}});
   CHECK(counted(done[0].get()) == std::vector<std::int64_t>{1});
   CHECK(queue::as_integer(done[0]->element[1]) == 0);
   CHECK(f.integer({"HGET", k.counts("c"), "sent"}) == 1);
@@ -134,8 +134,8 @@ TEST_CASE("scripts: failed records write one dead letter each, and a requeue mov
   del.command("XDEL", k.recipients("c"), ids[2]);
   f.exec(del);
   std::vector<queue::outcome_record> recs{
-      {ids[0], queue::final_state::failed, "M0", "550 no such user", false, 1, "550 no such user"},
-      {ids[1], queue::final_state::sent, "M1", "", false, 1, "250 ok"},
+      {ids[0], queue::final_state::failed, "M0", "550 no such user", false, 1, "550 no such user", std::nullopt, 0},
+      {ids[1], queue::final_state::sent, "M1", "", false, 1, "250 ok", std::nullopt, 0},
       {ids[2], std::nullopt, "M2", "451 later", false, 1, "451 later", 0, 0}};
   auto r = f.record(recs);
   CHECK(counted(r[0].get()) == std::vector<std::int64_t>{1, 1, 2});
@@ -193,7 +193,7 @@ TEST_CASE("scripts: a release only clears the in-flight mark") {
   queue::request mark;
   mark.command("HSET", k.inflight("c"), ids[0], 1);
   f.exec(mark);
-  auto r = f.record({{ids[0], std::nullopt, "M0", ""}});
+  auto r = f.record({{ids[0], std::nullopt, "M0", "", false, 0, "", std::nullopt, 0}});
   CHECK(counted(r[0].get()) == std::vector<std::int64_t>{0});
   CHECK(f.integer({"HLEN", k.inflight("c")}) == 0);
   CHECK(f.integer({"XLEN", k.dead("c")}) == 0);

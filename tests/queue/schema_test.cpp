@@ -74,10 +74,11 @@ TEST_CASE("schema: hostile campaign fields are refused with the field named") {
 
 TEST_CASE("schema: recording outcomes is one EVAL with seven keys and nine arguments per record") {
   request req;
-  std::vector<outcome_record> recs{{"1-0", final_state::sent, "m1", "", false, 1, "250 2.0.0 Ok"},
-                                   {"2-0", final_state::skipped, "m2", "invalid address"},
-                                   {"3-0", std::nullopt, "m3", "451 4.3.0 Try later", true, 2, "451 4.3.0 Try later", 1500, 1},
-                                   {"4-0", std::nullopt, "m4", ""}};
+  std::vector<outcome_record> recs{
+      {"1-0", final_state::sent, "m1", "", false, 1, "250 2.0.0 Ok", std::nullopt, 0},
+      {"2-0", final_state::skipped, "m2", "invalid address", false, 0, "", std::nullopt, 0},
+      {"3-0", std::nullopt, "m3", "451 4.3.0 Try later", true, 2, "451 4.3.0 Try later", 1500, 1},
+      {"4-0", std::nullopt, "m4", "", false, 0, "", std::nullopt, 0}};
   append_record_outcomes(req, keys("p:"), "c1", "2026-11-23T00:00:00.000Z", recs);
   CHECK(req.commands() == 1);
   const auto& p = req.payload();
