@@ -247,8 +247,9 @@ int status_command(const config& cfg, const status_options& opt) {
       line += fmt::format(",\"priority\":{},\"total\":{},\"enqueued\":{}", s.priority,
                           s.total ? std::to_string(*s.total) : "null", s.enqueued);
       for (auto st : queue::all_final_states) line += fmt::format(",\"{}\":{}", queue::to_string(st), s.count(st));
-      line += fmt::format(",\"cancelled\":{},\"resent\":{},\"pending\":{},\"created_at\":", s.cancelled(),
-                          s.resent, s.pending());
+      line += fmt::format(",\"cancelled\":{},\"resent\":{},\"pending\":{},\"retrying\":{},\"dead_letters\":{},"
+                          "\"created_at\":",
+                          s.cancelled(), s.resent, s.pending(), s.waiting_retry(), s.dead_letters);
       log::append_json_string(line, s.created_at);
       line += ",\"finished_at\":";
       if (s.finished_at.empty()) line += "null";
@@ -262,13 +263,13 @@ int status_command(const config& cfg, const status_options& opt) {
     std::cout << "no campaigns\n";
     return exit_ok;
   }
-  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9}\n", "CAMPAIGN", "STATE",
-                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING");
+  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", "CAMPAIGN", "STATE",
+                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING", "RETRYING");
   for (const auto& s : rows) {
-    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9}\n", s.id, s.state, s.channel,
+    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", s.id, s.state, s.channel,
                              s.total ? std::to_string(*s.total) : "(open)", s.count(queue::final_state::sent),
                              s.count(queue::final_state::failed), s.count(queue::final_state::skipped),
-                             s.count(queue::final_state::ambiguous), s.cancelled(), s.pending());
+                             s.count(queue::final_state::ambiguous), s.cancelled(), s.pending(), s.waiting_retry());
   }
   return exit_ok;
 }

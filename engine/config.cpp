@@ -418,6 +418,8 @@ config load_config(const std::string& path) {
   eng.text("consumer", e.consumer);
   eng.integer("max_attempts", e.max_attempts, 1, 100);
   eng.millis("retry_backoff_ms", e.retry_backoff, 1, 3600000);
+  eng.millis("retry_poll_ms", e.retry_poll, 10, 60000);
+  eng.integer("events_max_len", e.events_max_len, 0, 1000000000);
   eng.millis("shutdown_grace_ms", e.shutdown_grace, 0, 600000);
   eng.integer("send_window", e.send_window, 0, 100000);
   eng.millis("heartbeat_interval_ms", e.heartbeat_interval, 100, 600000);

@@ -29,6 +29,8 @@ struct engine_config {
   std::string consumer;             // consumer name prefix; default: the host name
   std::size_t max_attempts = 3;     // sends of one message before a transient failure is final
   std::chrono::milliseconds retry_backoff{1000};  // first retry delay; doubles, full jitter
+  std::chrono::milliseconds retry_poll{250};      // how often due retries are moved back into their stream
+  std::size_t events_max_len = 1000000;           // the events stream's cap (approximate); 0 = no events
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: how long in-flight work may finish
   // Messages marked "on the wire" at once per shard; 0 = 4 x smtp.connections. After a crash,
   // what may be ambiguous is these plus the outcomes not yet recorded — never the read-ahead.

@@ -1,4 +1,4 @@
-// budstikke <command>: run, enqueue, status, render, sink, bench. Exceptions stop here, as one clear
+// budstikke <command>: run, enqueue, status, pause/resume/cancel, dlq, render, sink, send, bench. Exceptions stop here, as one clear
 // message and exit code 2 (usage, configuration, input) or 1 (runtime).
 #include <iostream>
 
@@ -10,6 +10,7 @@
 #include "bench/bench.hpp"
 #include "engine/commands.hpp"
 #include "engine/control.hpp"
+#include "engine/dlq.hpp"
 #include "engine/config.hpp"
 #include "engine/log.hpp"
 #include "engine/preview.hpp"
@@ -137,6 +138,28 @@ int main(int argc, char** argv) {
     controls.push_back({cmd, action});
   }
 
+  auto* dlq = app.add_subcommand("dlq", "Dead letters (recipients recorded failed): list, show, requeue");
+  dlq->require_subcommand(1);
+  common_options dlq_common;
+  engine::dlq_options dlq_opt;
+  std::string dlq_campaign, dlq_entry;
+  auto* dlq_list = dlq->add_subcommand("list", "List dead letters (member ids and reasons, no addresses)");
+  add_common(dlq_list, dlq_common);
+  dlq_list->add_option("--campaign", dlq_campaign, "One campaign (default: every campaign)");
+  dlq_list->add_option("--reason", dlq_opt.reason, "Only those whose reason contains this text");
+  dlq_list->add_option("--limit", dlq_opt.limit, "At most this many; 0 = all")->check(CLI::Range(0, 100000000))->capture_default_str();
+  dlq_list->add_flag("--json", dlq_opt.json, "One JSON object per dead letter and line");
+  auto* dlq_show = dlq->add_subcommand("show", "Show one dead letter with every field (address and data included)");
+  add_common(dlq_show, dlq_common);
+  dlq_show->add_option("ID", dlq_entry, "The dead letter's id (from dlq list)")->required();
+  dlq_show->add_option("--campaign", dlq_campaign, "Campaign id")->required();
+  dlq_show->add_flag("--json", dlq_opt.json, "As one JSON object");
+  auto* dlq_requeue = dlq->add_subcommand("requeue", "Put dead letters back into their campaign, to be sent again (attempts start over)");
+  add_common(dlq_requeue, dlq_common);
+  dlq_requeue->add_option("--campaign", dlq_campaign, "Campaign id")->required();
+  dlq_requeue->add_option("--reason", dlq_opt.reason, "Only those whose reason contains this text");
+  dlq_requeue->add_option("--entry", dlq_opt.entries, "Only this dead letter (repeatable)");
+
   auto* sink = app.add_subcommand("sink", "Local test peers that accept and count messages");
   sink->require_subcommand(1);
   std::string sink_listen = "127.0.0.1:2525";
@@ -230,6 +253,18 @@ int main(int argc, char** argv) {
     for (auto& c : controls)
       if (*c.app) return engine::control_command(resolve_config(ctl_common), ctl_campaign, c.action);
     if (*render) return engine::render_command(resolve_config(render_common), rnd);
+    if (*dlq) {
+      if (!dlq_campaign.empty()) dlq_opt.campaign = dlq_campaign;
+      if (*dlq_show) {
+        dlq_opt.action = engine::dlq_action::show;
+        dlq_opt.entries.assign(1, dlq_entry);
+      } else if (*dlq_requeue) {
+        dlq_opt.action = engine::dlq_action::requeue;
+        if (!dlq_opt.entries.empty() && !dlq_opt.reason.empty())
+          throw engine::config_error("--entry and --reason do not go together");
+      }
+      return engine::dlq_command(resolve_config(dlq_common), dlq_opt);
+    }
     if (*sink_smtp) {
       auto [host, port] = parse_listen(sink_listen);
       sink_opt.listen_host = host;

@@ -72,7 +72,7 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
   auto done = totals.sent + totals.failed + totals.skipped + totals.ambiguous;
   log::info("engine stopped", {{"sent", totals.sent.load()}, {"failed", totals.failed.load()},
                                {"skipped", totals.skipped.load()}, {"ambiguous", totals.ambiguous.load()},
-                               {"handed_back", totals.handed_back.load()},
+                               {"handed_back", totals.handed_back.load()}, {"retries", totals.retries.load()},
                                {"campaigns_finished", totals.campaigns_finished.load()},
                                {"seconds", secs}, {"msg_per_s", secs > 0 ? done / secs : 0.0}});
   if (!report_file.empty()) {

@@ -22,6 +22,7 @@
 #include "engine/log.hpp"
 #include "engine/metrics.hpp"
 #include "engine/renderer.hpp"
+#include "engine/retry.hpp"
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
 #include "templates/address.hpp"
@@ -52,8 +53,8 @@ constexpr std::size_t max_data_bytes = 64 * 1024;
 // kept free for them, and first in line for the wire.
 constexpr int urgent_priority = queue::max_priority;
 
-// Answers that only asked for a pause (Retry-After) are not attempts, up to this many per message.
-constexpr std::uint32_t max_paused_retries = 100;
+// Due retries moved back into a campaign's stream per mover call: bounds one script's run time.
+constexpr std::size_t retry_move_batch = 500;
 
 }  // namespace
 
@@ -86,7 +87,7 @@ class shard::impl final : public adapters::delivery_listener {
     slots_.reserve(cfg.engine.window);
     free_.reserve(cfg.engine.window);
     for (std::size_t i = 0; i < cfg.engine.window; ++i) {
-      slots_.push_back(std::make_unique<slot>(ioc_.get_executor()));
+      slots_.push_back(std::make_unique<slot>());
       slots_.back()->d.slot = static_cast<std::uint32_t>(i);
       free_.push_back(static_cast<std::uint32_t>(cfg.engine.window - 1 - i));
     }
@@ -155,19 +156,19 @@ class shard::impl final : public adapters::delivery_listener {
   };
 
   struct slot {
-    explicit slot(asio::any_io_executor ex) : retry_timer(ex) {}
     adapters::delivery d;
     campaign_rt* campaign = nullptr;
     std::string entry_id;
     std::string member;
     std::string reason;
-    std::optional<final_state> state;  // nullopt when recorded: only release the in-flight mark
+    std::string reply;                 // the relay's or gateway's last answer
+    std::optional<final_state> state;  // nullopt when recorded: only release the in-flight mark (or retry)
+    std::optional<std::int64_t> retry_in_ms;  // set: recorded as a retry, due after this delay
     std::uint32_t attempts = 0;
     std::uint32_t paused_retries = 0;  // transient answers that carried a Retry-After
     bool marked = false;   // its in-flight mark is written: it may be on the wire
     bool resent = false;   // it was on the wire when an engine stopped, and is sent again
     std::chrono::steady_clock::time_point pushed_at;  // for the relay round-trip metric
-    asio::steady_timer retry_timer;
   };
 
   struct recovery_info {
@@ -185,14 +186,13 @@ class shard::impl final : public adapters::delivery_listener {
     spawn(registry_loop());
     co_await pull_loop();
 
-    // Stop: no more reads. What waits to be marked, or waits for a retry, is handed back (it
-    // stays pending for this consumer and is taken up again on the next start).
+    // Stop: no more reads. What waits to be marked is handed back (it stays pending for this
+    // consumer and is taken up again on the next start); waiting retries stay in Redis.
     pulling_ = false;
     cell_.ready.store(false, std::memory_order_relaxed);
     mark_wake_.notify();
     for (auto idx : ready_) hand_back(idx);
     ready_.clear();
-    for (auto& s : slots_) s->retry_timer.cancel();
     pool_->close();
     if (sms_) sms_->close();
     auto deadline = std::chrono::steady_clock::now() + cfg_.engine.shutdown_grace;
@@ -443,18 +443,21 @@ class shard::impl final : public adapters::delivery_listener {
       if (!c->served()) continue;
       if (c->recovering()) co_return false;
       req.command("XPENDING", c->stream_key, queue::consumer_group);
+      req.command("ZCARD", keys_.retry(id));
       checked.push_back(c.get());
     }
     if (req.empty()) co_return true;
     std::vector<reply_ptr> replies;
     if (co_await pull_conn_.async_exec(req, replies)) co_return false;
-    bool pending_elsewhere = false;
-    for (auto& r : replies) {
+    bool pending_elsewhere = false, retries_waiting = false;
+    for (std::size_t i = 0; i + 1 < replies.size(); i += 2) {
+      const redisReply* r = replies[i].get();
       if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && queue::as_integer(r->element[0]).value_or(0) > 0)
         pending_elsewhere = true;
+      if (queue::as_integer(replies[i + 1].get()).value_or(0) > 0) retries_waiting = true;
     }
     if (pending_elsewhere) co_await find_dead_consumers(pull_conn_);
-    co_return !pending_elsewhere;
+    co_return !pending_elsewhere && !retries_waiting;
   }
 
   asio::awaitable<void> read_failed(std::error_code ec, const std::vector<campaign_rt*>& affected) {
@@ -505,11 +508,12 @@ class shard::impl final : public adapters::delivery_listener {
     s.campaign = &c;
     s.entry_id.assign(e.id);
     s.member.assign(e.member);
-    s.attempts = 0;
-    s.paused_retries = 0;
+    s.attempts = e.attempt;
+    s.paused_retries = e.paused;
     s.marked = false;
     s.resent = false;
     s.reason.clear();
+    s.reply.clear();
     update_gauges();
     if (!recovered) metrics::global().observe_queue_lag(c.def.kind, seconds_since_entry(e.id));
     if (recovered) {
@@ -697,6 +701,7 @@ class shard::impl final : public adapters::delivery_listener {
     --on_wire_;
     observe_delivery(s, d);
     mark_wake_.notify();
+    s.reply.assign(d.reply);
     switch (d.result) {
       case adapters::outcome::accepted:
         finish(idx, final_state::sent, {});
@@ -710,37 +715,24 @@ class shard::impl final : public adapters::delivery_listener {
       case adapters::outcome::transient:
         break;
     }
-    if (!pulling_) {
-      hand_back(idx);
-      return;
-    }
-    const bool paused = d.retry_after.count() > 0 && s.paused_retries < max_paused_retries;
-    if (paused) {
-      ++s.paused_retries;
-      --s.attempts;
-    }
-    if (s.attempts >= cfg_.engine.max_attempts) {
+    // The retry waits in Redis (the campaign's retry set), not in this slot: the slot is free
+    // once the retry is recorded, and a restart does not lose it.
+    auto plan = plan_retry(s.attempts, s.paused_retries, d.retry_after,
+                           static_cast<std::uint32_t>(cfg_.engine.max_attempts), cfg_.engine.retry_backoff, jitter_());
+    s.attempts = plan.attempts;
+    s.paused_retries = plan.paused;
+    if (plan.give_up) {
       finish(idx, final_state::failed, fmt::format("gave up after {} attempts: {}", s.attempts, d.reply));
       return;
     }
-    // Exponential backoff with full jitter; after a Retry-After, the pause plus a tenth of it
-    // spread at random, so the retries do not all arrive at the moment it ends.
-    auto cap = cfg_.engine.retry_backoff * (1 << std::min<std::uint32_t>(std::max(s.attempts, 1u) - 1, 16));
-    if (paused) cap = d.retry_after / 10 + std::chrono::milliseconds(1);
-    auto delay = std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap.count())(jitter_));
-    if (paused) delay += d.retry_after;
-    s.retry_timer.expires_after(delay);
-    cell_.retries_waiting.fetch_add(1, std::memory_order_relaxed);
-    s.retry_timer.async_wait([this, idx](boost::system::error_code ec) {
-      cell_.retries_waiting.fetch_sub(1, std::memory_order_relaxed);
-      if (ec || !pulling_ || !slots_[idx]->campaign->active) hand_back(idx);
-      else send(idx);
-    });
+    finish(idx, std::nullopt, d.reply);
+    s.retry_in_ms = plan.delay.count();
   }
 
   void finish(std::uint32_t idx, std::optional<final_state> state, std::string_view reason) {
     slot& s = *slots_[idx];
     s.state = state;
+    s.retry_in_ms.reset();
     s.reason.assign(reason);
     s.campaign->to_record.push_back(idx);
     if (++records_waiting_ >= cfg_.engine.record_batch) record_wake_.notify();
@@ -790,7 +782,8 @@ class shard::impl final : public adapters::delivery_listener {
         records.clear();
         for (auto idx : c->to_record) {
           const slot& s = *slots_[idx];
-          records.push_back({s.entry_id, s.state, s.member, s.reason, s.resent});
+          records.push_back({s.entry_id, s.state, s.member, s.reason, s.resent, s.attempts, s.reply, s.retry_in_ms,
+                             s.paused_retries});
         }
         queue::append_record_outcomes(req, keys_, c->def.id, now, records);
         batch.emplace_back(c.get(), std::move(c->to_record));
@@ -816,18 +809,31 @@ class shard::impl final : public adapters::delivery_listener {
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& [c, idxs] = batch[i];
         const redisReply* r = replies[i].get();
-        if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements != idxs.size()) {
           log::error("recording refused; entries stay pending",
                      {{"shard", index_}, {"campaign", c->def.id}, {"reply", queue::as_string(r)}});
           for (auto idx : idxs) release(idx);
           continue;
         }
-        for (auto idx : idxs) {
-          if (auto st = slots_[idx]->state) {
-            count(*st);
-            c->series->record(*st);
+        const redisReply* counted = r->element[2];
+        for (std::size_t k = 0; k < idxs.size(); ++k) {
+          slot& s = *slots_[idxs[k]];
+          const auto how = queue::as_integer(counted->element[k]).value_or(0);
+          if (how == 2) {  // a retry whose entry vanished: recorded failed
+            s.state = final_state::failed;
+            s.retry_in_ms.reset();
           }
-          release(idx);
+          if (how != 0) {
+            if (auto st = s.state) {
+              count(*st);
+              c->series->record(*st);
+            } else if (s.retry_in_ms) {
+              ++totals_.retries;
+            }
+            append_event(control, *c, s, now);
+          }
+          release(idxs[k]);
         }
         if (queue::as_integer(r->element[1]).value_or(0) == 1) {
           ++totals_.campaigns_finished;
@@ -837,6 +843,17 @@ class shard::impl final : public adapters::delivery_listener {
       }
       if (!control.empty()) co_await record_conn_.async_exec_retrying(control, replies, std::chrono::seconds(30));
     }
+  }
+
+  // One event per counted outcome, after the outcomes are recorded: the events stream is a global
+  // key, so it cannot be written from the campaign's script (one cluster slot per script). A crash
+  // between the two loses at most this batch's events; the counts stay exact.
+  void append_event(request& req, const campaign_rt& c, const slot& s, std::string_view now) {
+    if (cfg_.engine.events_max_len == 0) return;
+    std::string_view state = s.state ? queue::to_string(*s.state) : std::string_view("retrying");
+    req.command("XADD", keys_.events(), "MAXLEN", "~", cfg_.engine.events_max_len, "*", "campaign", c.def.id,
+                "entry", s.entry_id, "member", s.member, "channel", queue::to_string(c.def.kind), "state", state,
+                "reason", s.reason, "reply", s.reply, "attempt", s.attempts, "at", now);
   }
 
   void count(final_state s) {
@@ -862,8 +879,9 @@ class shard::impl final : public adapters::delivery_listener {
     auto next_registry = std::chrono::steady_clock::now() + cfg_.engine.registry_interval;
     auto next_heartbeat = std::chrono::steady_clock::now() + cfg_.engine.heartbeat_interval;
     auto next_scan = std::chrono::steady_clock::now() + cfg_.engine.consumer_timeout / 2;
+    auto next_move = std::chrono::steady_clock::now() + cfg_.engine.retry_poll;
     while (!loops_stop_) {
-      auto next = std::min({next_registry, next_heartbeat, next_scan});
+      auto next = std::min({next_registry, next_heartbeat, next_scan, next_move});
       co_await registry_wake_.wait_for(next - std::chrono::steady_clock::now());
       if (loops_stop_) break;
       auto now = std::chrono::steady_clock::now();
@@ -879,7 +897,48 @@ class shard::impl final : public adapters::delivery_listener {
         co_await find_dead_consumers(control_conn_);
         next_scan = now + cfg_.engine.consumer_timeout / 2;
       }
+      if (now >= next_move) {
+        if (!stopping_) co_await move_due_retries();
+        next_move = std::chrono::steady_clock::now() + cfg_.engine.retry_poll;
+      }
     }
+  }
+
+  // Due retries of the served campaigns go back into their streams, one pipeline for all. Each
+  // move is one atomic script, so shards (of any process) doing it at once cannot move one twice.
+  asio::awaitable<void> move_due_retries() {
+    request req;
+    std::vector<campaign_rt*> moved_for;
+    for (auto& [id, c] : campaigns_) {
+      if (!c->served()) continue;
+      queue::append_move_due_retries(req, keys_, id, retry_move_batch);
+      moved_for.push_back(c.get());
+    }
+    if (req.empty()) {
+      if (index_ == 0) metrics::global().set_retry_set_size(0);
+      co_return;
+    }
+    std::vector<reply_ptr> replies;
+    if (auto ec = co_await control_conn_.async_exec(req, replies)) {
+      log::warn("cannot move due retries yet", {{"shard", index_}, {"error", ec.message()}});
+      co_return;
+    }
+    std::int64_t waiting = 0;
+    for (std::size_t i = 0; i < moved_for.size(); ++i) {
+      const redisReply* r = replies[i].get();
+      if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        log::warn("moving due retries refused", {{"shard", index_}, {"campaign", moved_for[i]->def.id},
+                                                 {"reply", queue::as_string(r)}});
+        continue;
+      }
+      if (queue::as_integer(r->element[0]).value_or(0) > 0) {
+        moved_for[i]->exhausted = false;
+        pull_wake_.notify();
+      }
+      waiting += queue::as_integer(r->element[1]).value_or(0);
+    }
+    // Every shard serves every campaign, so one per process reports the total.
+    if (index_ == 0) metrics::global().set_retry_set_size(waiting);
   }
 
   // Consumers with pending entries whose liveness key has expired are dead: their entries are

@@ -2,7 +2,8 @@
 // Shards share nothing but the process-wide counters and stop flag.
 //
 // Per message: pull (XREADGROUP into a bounded window of slots) -> check -> render -> send ->
-// record (XACK + counters in one idempotent script, batched). A slot is held from the read until
+// record (XACK + counters in one idempotent script, batched; a transient failure goes to the
+// campaign's retry set in Redis and comes back as a new stream entry when due). A slot is held from the read until
 // the outcome is recorded, so memory is O(window) whatever the campaign size, and nothing is
 // acknowledged before the relay has answered.
 #pragma once
@@ -18,6 +19,7 @@ namespace budstikke::engine {
 
 struct engine_totals {
   std::atomic<std::uint64_t> sent{0}, failed{0}, skipped{0}, ambiguous{0}, handed_back{0};
+  std::atomic<std::uint64_t> retries{0};  // transient failures put in a retry set
   std::atomic<std::uint64_t> campaigns_finished{0};
 };
 

@@ -1,5 +1,6 @@
 #include "queue/campaign_store.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <ctime>
 
@@ -19,6 +20,13 @@ std::string now_rfc3339() {
 }
 
 namespace {
+
+// A count written by the engine; anything else (a portal's stray field) reads as 0.
+std::uint32_t parse_count(std::string_view v) {
+  std::uint32_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && ptr == v.data() + v.size() ? n : 0;
+}
 
 std::string reply_error(const redisReply* r, std::string_view what) {
   return fmt::format("{}: Redis answered '{}'", what, as_string(r));
@@ -116,8 +124,10 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
   request req;
   req.command("HMGET", k.campaign(id), "state", "channel", "category", "tenant", "priority", "total",
               "created_at", "finished_at", "id");
-  req.command("HMGET", k.counts(id), "sent", "failed", "skipped", "ambiguous", "resent");
+  req.command("HMGET", k.counts(id), "sent", "failed", "skipped", "ambiguous", "resent", "retrying", "retried",
+              "requeued");
   req.command("XLEN", k.recipients(id));
+  req.command("XLEN", k.dead(id));
   std::vector<reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
     error = fmt::format("Redis at {}: {}", describe(conn.config()), ec.message());
@@ -143,8 +153,15 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
     for (std::size_t i = 0; i < counts->elements && i < s.counts.size(); ++i)
       s.counts[i] = as_integer(counts->element[i]).value_or(0);
     if (counts->elements > s.counts.size()) s.resent = as_integer(counts->element[s.counts.size()]).value_or(0);
+    if (counts->elements > s.counts.size() + 1)
+      s.retrying = as_integer(counts->element[s.counts.size() + 1]).value_or(0);
   }
+  // Entries moved back for a retry or requeued from the dead letters are not more recipients.
   s.enqueued = as_integer(replies[2].get()).value_or(0);
+  if (counts->type == REDIS_REPLY_ARRAY && counts->elements == s.counts.size() + 4)
+    s.enqueued -= as_integer(counts->element[s.counts.size() + 2]).value_or(0) +
+                  as_integer(counts->element[s.counts.size() + 3]).value_or(0);
+  s.dead_letters = as_integer(replies[3].get()).value_or(0);
   co_return s;
 }
 
@@ -183,6 +200,12 @@ std::size_t for_each_entry_in(const redisReply* entries, const std::function<voi
           out.member = value;
         } else if (name == field_data) {
           out.data = value;
+        } else if (name == field_attempt) {
+          out.attempt = parse_count(value);
+        } else if (name == field_paused) {
+          out.paused = parse_count(value);
+        } else if (name == field_origin) {
+          out.origin = value;
         }
       }
     }
@@ -209,14 +232,21 @@ std::size_t for_each_entry(const redisReply* reply,
 
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now, const std::vector<outcome_record>& records) {
-  req.begin(3 + 5 + 2 + 5 * records.size());
-  req.arg("EVAL").arg(record_outcomes_script).arg(5);
+  req.begin(3 + 7 + 2 + record_arity * records.size());
+  req.arg("EVAL").arg(record_outcomes_script).arg(7);
   req.arg(k.recipients(campaign_id)).arg(k.counts(campaign_id)).arg(k.outcomes(campaign_id))
-      .arg(k.campaign(campaign_id)).arg(k.inflight(campaign_id));
+      .arg(k.campaign(campaign_id)).arg(k.inflight(campaign_id)).arg(k.retry(campaign_id)).arg(k.dead(campaign_id));
   req.arg(consumer_group).arg(now);
-  for (const auto& r : records)
-    req.arg(r.entry_id).arg(r.state ? to_string(*r.state) : std::string_view("release")).arg(r.member)
-        .arg(r.reason).arg(r.resent ? "r" : "");
+  for (const auto& r : records) {
+    std::string_view state = r.retry_in_ms ? "retry" : r.state ? to_string(*r.state) : "release";
+    req.arg(r.entry_id).arg(state).arg(r.member).arg(r.reason).arg(r.resent ? "r" : "").arg(r.attempts)
+        .arg(r.reply).arg(r.retry_in_ms.value_or(0)).arg(r.paused);
+  }
+}
+
+void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit) {
+  req.command("EVAL", move_due_retries_script, 3, k.retry(campaign_id), k.recipients(campaign_id),
+              k.counts(campaign_id), limit);
 }
 
 }  // namespace budstikke::queue

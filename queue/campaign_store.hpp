@@ -54,9 +54,11 @@ struct campaign_status {
   std::string tenant;
   int priority = 0;
   std::optional<std::int64_t> total;  // absent until the campaign is sealed
-  std::int64_t enqueued = 0;          // entries in the recipient stream
+  std::int64_t enqueued = 0;          // recipients in the stream (entries added back for retries not counted)
   std::array<std::int64_t, 4> counts{};  // by final_state
   std::int64_t resent = 0;  // sent again after an engine stopped while they were on the wire
+  std::int64_t retrying = 0;      // in the retry set, waiting for their retry (part of pending)
+  std::int64_t dead_letters = 0;  // entries in the dead-letter stream (failed, not requeued)
   std::string created_at;
   std::string finished_at;
 
@@ -66,6 +68,8 @@ struct campaign_status {
   // A cancelled campaign's untouched recipients are `cancelled`, not pending.
   std::int64_t cancelled() const { return state == "cancelled" ? remaining() : 0; }
   std::int64_t pending() const { return state == "cancelled" ? 0 : remaining(); }
+  // Part of pending; a cancelled campaign's waiting retries are counted cancelled instead.
+  std::int64_t waiting_retry() const { return state == "cancelled" ? 0 : retrying; }
 };
 
 // Reads one campaign's status; nullopt (with `error`) when it does not exist.
@@ -82,6 +86,9 @@ struct stream_entry {
   std::string_view to;
   std::string_view member;
   std::string_view data;
+  std::uint32_t attempt = 0;  // sends that counted before this entry (an entry moved back for a retry)
+  std::uint32_t paused = 0;   // answers before it that only asked for a pause
+  std::string_view origin;    // the portal's entry id, for an entry moved back for a retry
   bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
 };
 
@@ -96,13 +103,20 @@ std::size_t for_each_entry(const redisReply* reply,
 // Builds the EVAL that records a batch of outcomes of one campaign (see record_outcomes_script).
 struct outcome_record {
   std::string_view entry_id;
-  std::optional<final_state> state;  // nullopt: release the in-flight mark only (handed back)
+  std::optional<final_state> state;  // nullopt: release the in-flight mark only (handed back), or retry
   std::string_view member;
   std::string_view reason;
   bool resent = false;               // resent after an engine stopped while it was on the wire
+  std::uint32_t attempts = 0;        // sends that counted, this one included
+  std::string_view reply;            // the relay's or gateway's last answer
+  std::optional<std::int64_t> retry_in_ms;  // set: a transient failure, retried after this delay
+  std::uint32_t paused = 0;          // with retry_in_ms: answers so far that only asked for a pause
 };
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now_rfc3339, const std::vector<outcome_record>& records);
+
+// Builds the EVAL that moves up to `limit` due retries of one campaign back into its stream.
+void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit);
 
 std::string now_rfc3339();
 

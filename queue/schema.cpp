@@ -125,22 +125,84 @@ local now = ARGV[2]
 local recorded = 0
 local add = {}
 local released = {}
-for i = 3, #ARGV, 5 do
-  local id, state = ARGV[i], ARGV[i + 1]
-  if state == 'release' then
-    released[#released + 1] = id
-  elseif redis.call('XACK', KEYS[1], group, id) == 1 then
-    add[state] = (add[state] or 0) + 1
-    if ARGV[i + 4] == 'r' then add['resent'] = (add['resent'] or 0) + 1 end
-    if state ~= 'sent' then
-      redis.call('XADD', KEYS[3], '*', 'entry', id, 'member', ARGV[i + 2], 'state', state,
-                 'reason', ARGV[i + 3], 'at', now)
+local counted = {}
+local channel = nil
+local clock = nil
+local function entry_fields(id)
+  local e = redis.call('XRANGE', KEYS[1], id, id)
+  if #e == 0 then return nil end
+  return e[1][2]
+end
+local function field(f, name)
+  if not f then return nil end
+  for j = 1, #f, 2 do
+    if f[j] == name then return f[j + 1] end
+  end
+  return nil
+end
+local function now_ms()
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
+end
+for i = 3, #ARGV, 9 do
+  local id, state, member, reason, flags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local attempts, reply = ARGV[i + 5], ARGV[i + 6]
+  local c = 0
+  if state ~= 'release' and redis.call('XACK', KEYS[1], group, id) == 1 then
+    c = 1
+    local f = nil
+    if state == 'retry' then
+      f = entry_fields(id)
+      if f then
+        local out = {}
+        local origin = id
+        for j = 1, #f, 2 do
+          local name = f[j]
+          if name == 'origin' then
+            origin = f[j + 1]
+          elseif name ~= 'attempt' and name ~= 'paused' then
+            out[#out + 1] = name
+            out[#out + 1] = f[j + 1]
+          end
+        end
+        out[#out + 1] = 'attempt'
+        out[#out + 1] = attempts
+        out[#out + 1] = 'paused'
+        out[#out + 1] = ARGV[i + 8]
+        out[#out + 1] = 'origin'
+        out[#out + 1] = origin
+        local due = string.format('%.0f', now_ms() + tonumber(ARGV[i + 7]))
+        redis.call('ZADD', KEYS[6], due,
+                   cjson.encode({entry = id, fields = out, attempt = tonumber(attempts), reply = reply}))
+        add['retrying'] = (add['retrying'] or 0) + 1
+      else
+        state = 'failed'
+        reason = 'cannot retry: the entry is no longer in the stream; last reply: ' .. reply
+        c = 2
+      end
+    end
+    if flags == 'r' then add['resent'] = (add['resent'] or 0) + 1 end
+    if state ~= 'retry' then
+      add[state] = (add[state] or 0) + 1
+      if state ~= 'sent' then
+        redis.call('XADD', KEYS[3], '*', 'entry', id, 'member', member, 'state', state,
+                   'reason', reason, 'at', now)
+      end
+      if state == 'failed' then
+        f = f or entry_fields(id)
+        channel = channel or redis.call('HGET', KEYS[4], 'channel') or ''
+        redis.call('XADD', KEYS[7], '*', 'entry', id, 'origin', field(f, 'origin') or id, 'member', member,
+                   'to', field(f, 'to') or '', 'data', field(f, 'data') or '', 'channel', channel,
+                   'attempts', attempts, 'reason', reason, 'reply', reply, 'at', now)
+      end
     end
     recorded = recorded + 1
-    released[#released + 1] = id
-  else
-    released[#released + 1] = id
   end
+  released[#released + 1] = id
+  counted[#counted + 1] = c
 end
 if #released > 0 then redis.call('HDEL', KEYS[5], unpack(released)) end
 for state, n in pairs(add) do
@@ -157,7 +219,65 @@ if meta[1] and meta[2] ~= 'done' then
     done = 1
   end
 end
-return {recorded, done}
+return {recorded, done, counted}
+)lua";
+
+const std::string_view move_due_retries_script = R"lua(
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local moved = 0
+for _, m in ipairs(due) do
+  local ok, p = pcall(cjson.decode, m)
+  if ok and type(p) == 'table' and type(p.fields) == 'table' and #p.fields >= 2 then
+    redis.call('XADD', KEYS[2], '*', unpack(p.fields))
+    moved = moved + 1
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
+if moved > 0 then
+  redis.call('HINCRBY', KEYS[3], 'retrying', -moved)
+  redis.call('HINCRBY', KEYS[3], 'retried', moved)
+end
+return {moved, redis.call('ZCARD', KEYS[1])}
+)lua";
+
+const std::string_view requeue_dead_script = R"lua(
+local state = redis.call('HGET', KEYS[4], 'state')
+if not state then return redis.error_reply('campaign does not exist') end
+if state == 'cancelled' then return redis.error_reply('campaign is cancelled') end
+local n = 0
+for i = 1, #ARGV do
+  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #e == 1 then
+    local f = e[1][2]
+    local out = {}
+    for j = 1, #f, 2 do
+      local name, value = f[j], f[j + 1]
+      if name == 'to' or name == 'origin' or (name == 'data' and value ~= '') then
+        out[#out + 1] = name
+        out[#out + 1] = value
+      elseif name == 'member' and value ~= '' then
+        out[#out + 1] = 'id'
+        out[#out + 1] = value
+      end
+    end
+    if #out == 0 then out = {'to', ''} end
+    redis.call('XADD', KEYS[2], '*', unpack(out))
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', KEYS[3], 'failed', -n)
+  redis.call('HINCRBY', KEYS[3], 'requeued', n)
+  if state == 'done' then
+    redis.call('HSET', KEYS[4], 'state', 'active')
+    redis.call('HDEL', KEYS[4], 'finished_at')
+    state = 'active'
+  end
+end
+return {n, state}
 )lua";
 
 }  // namespace budstikke::queue

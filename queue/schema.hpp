@@ -32,12 +32,19 @@ class keys {
   // HASH: entry id -> ms since the epoch, for entries put on the wire and not yet recorded.
   // What is still here after a crash may have reached the relay (RFC 1047).
   std::string inflight(std::string_view id) const { return campaign(id) + ":inflight"; }
+  // ZSET: transient failures waiting for their retry (member = JSON payload, score = due time in
+  // ms since the epoch, Redis's clock). Moved back into the recipients stream when due.
+  std::string retry(std::string_view id) const { return campaign(id) + ":retry"; }
+  // STREAM: dead letters, one per recipient recorded `failed`, with what is needed to requeue it.
+  std::string dead(std::string_view id) const { return campaign(id) + ":dead"; }
   // STRING with a TTL: exists while the consumer (one engine shard) is alive.
   std::string consumer_alive(std::string_view consumer) const { return prefix_ + "consumer:" + std::string(consumer); }
   // ZSET: the registry of campaigns the engine serves (member = id, score = priority).
   std::string registry() const { return prefix_ + "campaigns"; }
   // ZSET: every campaign ever enqueued (member = id, score = creation time in ms), for `status`.
   std::string index() const { return prefix_ + "campaigns:all"; }
+  // STREAM (capped): one event per recorded outcome of every campaign, for portals.
+  std::string events() const { return prefix_ + "events"; }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -94,14 +101,36 @@ inline constexpr std::string_view partial_field_prefix = "partial:";
 inline constexpr std::string_view field_to = "to";        // address or phone number (required)
 inline constexpr std::string_view field_member = "id";    // member id (optional, used in logs)
 inline constexpr std::string_view field_data = "data";    // JSON object of template variables
+// Written by the engine on entries it moves back from the retry set; a portal never sets them.
+inline constexpr std::string_view field_attempt = "attempt";  // sends that counted so far
+inline constexpr std::string_view field_paused = "paused";    // answers that only asked for a pause
+inline constexpr std::string_view field_origin = "origin";    // the id of the portal's entry
 
 // Records a batch of outcomes of one campaign atomically and idempotently.
-// KEYS: recipients, counts, outcomes, campaign, inflight. ARGV: group, now, then 5 per record:
-// entry id, state, member id, reason, flags. An entry counts only if XACK removed it from the
-// pending list, so replaying a batch after a lost reply never counts twice. State `release`
-// only clears the in-flight mark (the entry stays pending: it was handed back, not sent). Flag
-// `r`: the entry was resent after an engine stopped while it was on the wire (counted in
-// `resent`). Returns {recorded, done}, done = 1 if this call completed the campaign.
+// KEYS: recipients, counts, outcomes, campaign, inflight, retry, dead. ARGV: group, now, then
+// `record_arity` per record: entry id, state, member id, reason, flags, attempts, reply, retry
+// delay ms, paused. An entry counts only if XACK removed it from the pending list, so replaying a
+// batch after a lost reply never counts twice. State `release` only clears the in-flight mark
+// (the entry stays pending: it was handed back, not sent). State `retry` puts the entry's fields
+// into the retry set, due after the delay (Redis's clock), and counts it in `retrying`. State
+// `failed` also writes a dead letter. Flag `r`: the entry was resent after an engine stopped while
+// it was on the wire (counted in `resent`). Returns {recorded, done, counted}: done = 1 if this
+// call completed the campaign; counted has one number per record: 0 not counted (already
+// recorded, or a release), 1 counted as given, 2 a retry recorded `failed` instead because its
+// entry is no longer in the stream.
+inline constexpr std::size_t record_arity = 9;
 extern const std::string_view record_outcomes_script;
+
+// Moves due retries back into the recipients stream, at most ARGV[1] per call, as new entries
+// with the original fields plus `attempt`, `paused` and `origin`. KEYS: retry, recipients, counts.
+// Returns {moved, still waiting}.
+extern const std::string_view move_due_retries_script;
+
+// Requeues dead letters (ARGV: their ids) into the recipients stream as fresh entries (attempt 0),
+// removing them from the dead stream and from `failed`; a `done` campaign becomes `active` again.
+// A dead letter already gone is skipped, so a repeated call requeues nothing twice.
+// KEYS: dead, recipients, counts, campaign. Returns {requeued, campaign state}; an error reply for
+// a campaign that does not exist or is cancelled.
+extern const std::string_view requeue_dead_script;
 
 }  // namespace budstikke::queue

@@ -34,7 +34,7 @@ std::string load_error(const std::string& text) {
 
 TEST_CASE("engine: the example configuration loads and means a local trial") {
   ::unsetenv("BUDSTIKKE_REDIS");
-  auto cfg = load_config(std::string(BUDSTIKKE_TEST_SOURCE_DIR) + "/deploy/budstikke.example.yaml");
+  auto cfg = load_config((fs::path(BUDSTIKKE_TEST_SOURCE_DIR) / "deploy" / "budstikke.example.yaml").string());
   CHECK(cfg.redis.host == "127.0.0.1");
   CHECK(cfg.redis.port == 6379);
   CHECK(cfg.smtp.host == "127.0.0.1");

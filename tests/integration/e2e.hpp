@@ -112,4 +112,46 @@ inline std::map<std::string, std::string> outcome_reasons(const redis_server& re
   return reasons;
 }
 
+// One command's integer reply (-1 when the reply is not an integer).
+inline std::int64_t redis_integer(const redis_server& redis, const std::vector<std::string>& args) {
+  std::int64_t out = -1;
+  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+    queue::request req;
+    req.begin(args.size());
+    for (const auto& a : args) req.arg(a);
+    std::vector<queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    out = queue::as_integer(replies[0].get()).value_or(-1);
+  });
+  return out;
+}
+
+// Every entry of a stream: its id and fields.
+struct stream_record {
+  std::string id;
+  std::map<std::string, std::string> fields;
+};
+inline std::vector<stream_record> stream_records(const redis_server& redis, const std::string& key) {
+  std::vector<stream_record> out;
+  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+    queue::request req;
+    req.command("XRANGE", key, "-", "+");
+    std::vector<queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    const redisReply* r = replies[0].get();
+    REQUIRE(r->type == REDIS_REPLY_ARRAY);
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      stream_record rec;
+      rec.id = queue::as_string(r->element[i]->element[0]);
+      const redisReply* f = r->element[i]->element[1];
+      for (std::size_t k = 0; k + 1 < f->elements; k += 2)
+        rec.fields[std::string(queue::as_string(f->element[k]))] = queue::as_string(f->element[k + 1]);
+      out.push_back(std::move(rec));
+    }
+  });
+  return out;
+}
+
 }  // namespace budstikke::testing

@@ -72,15 +72,37 @@ TEST_CASE("schema: hostile campaign fields are refused with the field named") {
   CHECK(error.find("missing") != std::string::npos);
 }
 
-TEST_CASE("schema: recording outcomes is one EVAL with four arguments per record") {
+TEST_CASE("schema: recording outcomes is one EVAL with seven keys and nine arguments per record") {
   request req;
-  std::vector<outcome_record> recs{{"1-0", final_state::sent, "m1", ""},
-                                   {"2-0", final_state::skipped, "m2", "invalid address"}};
+  std::vector<outcome_record> recs{
+      {"1-0", final_state::sent, "m1", "", false, 1, "250 2.0.0 Ok", std::nullopt, 0},
+      {"2-0", final_state::skipped, "m2", "invalid address", false, 0, "", std::nullopt, 0},
+      {"3-0", std::nullopt, "m3", "451 4.3.0 Try later", true, 2, "451 4.3.0 Try later", 1500, 1},
+      {"4-0", std::nullopt, "m4", "", false, 0, "", std::nullopt, 0}};
   append_record_outcomes(req, keys("p:"), "c1", "2026-11-23T00:00:00.000Z", recs);
   CHECK(req.commands() == 1);
   const auto& p = req.payload();
-  CHECK(p.rfind("*20\r\n$4\r\nEVAL\r\n", 0) == 0);
-  CHECK(p.find("$24\r\np:campaign:{c1}:inflight\r\n") != std::string::npos);
-  CHECK(p.find("$15\r\np:campaign:{c1}\r\n") != std::string::npos);
-  CHECK(p.find("$7\r\nskipped\r\n$2\r\nm2\r\n$15\r\ninvalid address\r\n$0\r\n\r\n") != std::string::npos);
+  // EVAL script numkeys + 7 keys + group, now + 4 x 9
+  CHECK(p.rfind("*48\r\n$4\r\nEVAL\r\n", 0) == 0);
+  CHECK(p.find("$1\r\n7\r\n$26\r\np:campaign:{c1}:recipients\r\n") != std::string::npos);
+  CHECK(p.find("$24\r\np:campaign:{c1}:inflight\r\n$21\r\np:campaign:{c1}:retry\r\n$20\r\np:campaign:{c1}:dead\r\n") !=
+        std::string::npos);
+  CHECK(p.find("$3\r\n1-0\r\n$4\r\nsent\r\n$2\r\nm1\r\n$0\r\n\r\n$0\r\n\r\n$1\r\n1\r\n$12\r\n250 2.0.0 Ok\r\n$1\r\n0\r\n$1\r\n0\r\n") !=
+        std::string::npos);
+  CHECK(p.find("$7\r\nskipped\r\n$2\r\nm2\r\n$15\r\ninvalid address\r\n$0\r\n\r\n$1\r\n0\r\n$0\r\n\r\n") != std::string::npos);
+  // A retry: state `retry`, the resent flag, attempts, the reply, the delay and the pauses.
+  CHECK(p.find("$3\r\n3-0\r\n$5\r\nretry\r\n$2\r\nm3\r\n$19\r\n451 4.3.0 Try later\r\n$1\r\nr\r\n$1\r\n2\r\n"
+               "$19\r\n451 4.3.0 Try later\r\n$4\r\n1500\r\n$1\r\n1\r\n") != std::string::npos);
+  CHECK(p.find("$3\r\n4-0\r\n$7\r\nrelease\r\n") != std::string::npos);
+}
+
+TEST_CASE("schema: moving due retries is one EVAL over the campaign's retry set, stream and counts") {
+  request req;
+  append_move_due_retries(req, keys("p:"), "c1", 500);
+  const auto& p = req.payload();
+  CHECK(p.rfind("*7\r\n$4\r\nEVAL\r\n", 0) == 0);
+  CHECK(p.find("$1\r\n3\r\n$21\r\np:campaign:{c1}:retry\r\n$26\r\np:campaign:{c1}:recipients\r\n"
+               "$22\r\np:campaign:{c1}:counts\r\n$3\r\n500\r\n") != std::string::npos);
+  CHECK(keys("p:").events() == "p:events");
+  CHECK(keys("p:").dead("c1") == "p:campaign:{c1}:dead");
 }
