@@ -212,9 +212,7 @@ int status_command(const config& cfg, const status_options& opt) {
     auto ex = co_await asio::this_coro::executor;
     queue::connection conn(ex, cfg.redis);
     std::vector<std::string> ids;
-    if (opt.campaign) {
-      ids.push_back(*opt.campaign);
-    } else if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids)) {
+    if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
       co_return ec;
     }

@@ -112,9 +112,7 @@ int list(const config& cfg, const dlq_options& opt) {
   auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
     queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
     std::vector<std::string> ids;
-    if (opt.campaign) {
-      ids.push_back(*opt.campaign);
-    } else if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids)) {
+    if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
       co_return ec;
     }

@@ -129,9 +129,7 @@ asio::awaitable<int> watch_loop(const config& cfg, const watch_options& opt, boo
   for (bool first = true;; first = false) {
     std::string error;
     std::vector<std::string> ids;
-    if (opt.campaign) {
-      ids.push_back(*opt.campaign);
-    } else if (auto ec = co_await queue::async_list_campaigns(conn, keys, true, ids)) {
+    if (auto ec = co_await queue::async_list_campaigns(conn, keys, true, ids, opt.campaign)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
     }
     // Campaigns that left the registry are read once more, for their final counts.

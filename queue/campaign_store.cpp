@@ -166,7 +166,13 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
 }
 
 asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const keys& k, bool active_only,
-                                                      std::vector<std::string>& ids) {
+                                                      std::vector<std::string>& ids,
+                                                      const std::optional<std::string>& only) {
+  ids.clear();
+  if (only) {
+    ids.push_back(*only);
+    co_return std::error_code{};
+  }
   request req;
   req.command("ZRANGE", active_only ? k.registry() : k.index(), 0, -1);
   std::vector<reply_ptr> replies;

@@ -76,9 +76,11 @@ struct campaign_status {
 boost::asio::awaitable<std::optional<campaign_status>> async_read_status(connection& conn, const keys& k,
                                                                          std::string_view id,
                                                                          std::string& error);
-// Ids of every campaign (newest last), or of the registry of active ones.
+// Ids of every campaign (newest last), or of the registry of active ones; just `only` when given
+// (without asking Redis).
 boost::asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const keys& k, bool active_only,
-                                                             std::vector<std::string>& ids);
+                                                             std::vector<std::string>& ids,
+                                                             const std::optional<std::string>& only = std::nullopt);
 
 // One recipient entry as read from the stream (views into the reply).
 struct stream_entry {

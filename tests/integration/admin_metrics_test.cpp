@@ -13,18 +13,6 @@ using budstikke::engine::http_get;
 
 namespace {
 
-// The port the engine logged as its admin port (it listens on port 0).
-std::uint16_t admin_port_from_log(const fs::path& log) {
-  std::regex port_field(R"("msg":"admin listening".*"port":([0-9]+))");
-  for (int i = 0; i < 100; ++i) {
-    std::smatch m;
-    auto text = slurp(log);
-    if (std::regex_search(text, m, port_field)) return static_cast<std::uint16_t>(std::stoi(m[1]));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  FAIL("the engine did not log its admin port: " << slurp(log));
-  return 0;
-}
 
 int get_status(const host_port& at, const char* target) {
   auto r = http_get(at, target, std::chrono::seconds(5));

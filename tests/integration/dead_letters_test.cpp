@@ -19,10 +19,7 @@ TEST_CASE("e2e dlq: failed recipients become dead letters, and requeue sends the
   constexpr int n = 40;
   constexpr int rejected = 6;  // i % 7 == 3 for i < 40: 3, 10, 17, 24, 31, 38
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "dl", "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, "dl", members);
   auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"}, std::chrono::seconds(60));
   INFO(run.output);
   REQUIRE(run.code == 0);

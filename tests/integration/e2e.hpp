@@ -2,6 +2,8 @@
 #pragma once
 
 #include <map>
+#include <regex>
+#include <thread>
 #include <string>
 
 #include <boost/asio/co_spawn.hpp>
@@ -88,29 +90,6 @@ void with_redis(const redis_server& redis, F body) {
   if (error) std::rethrow_exception(error);
 }
 
-// The campaign's outcomes stream: member id -> reason, for every recipient not sent.
-inline std::map<std::string, std::string> outcome_reasons(const redis_server& redis, const std::string& campaign) {
-  std::map<std::string, std::string> reasons;
-  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
-    queue::request req;
-    req.command("XRANGE", queue::keys().outcomes(campaign), "-", "+");
-    std::vector<queue::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    const redisReply* r = replies[0].get();
-    REQUIRE(r->type == REDIS_REPLY_ARRAY);
-    for (std::size_t i = 0; i < r->elements; ++i) {
-      const redisReply* fields = r->element[i]->element[1];
-      std::string member, reason;
-      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
-        if (queue::as_string(fields->element[f]) == "member") member = queue::as_string(fields->element[f + 1]);
-        if (queue::as_string(fields->element[f]) == "reason") reason = queue::as_string(fields->element[f + 1]);
-      }
-      reasons[member.empty() ? "(none)" : member] = reason;
-    }
-  });
-  return reasons;
-}
 
 // One command's integer reply (-1 when the reply is not an integer).
 inline std::int64_t redis_integer(const redis_server& redis, const std::vector<std::string>& args) {
@@ -152,6 +131,41 @@ inline std::vector<stream_record> stream_records(const redis_server& redis, cons
     }
   });
   return out;
+}
+
+// The campaign's outcomes stream: member id -> reason, for every recipient not sent.
+inline std::map<std::string, std::string> outcome_reasons(const redis_server& redis, const std::string& campaign) {
+  std::map<std::string, std::string> reasons;
+  for (auto& rec : stream_records(redis, queue::keys().outcomes(campaign))) {
+    auto member = rec.fields["member"];
+    reasons[member.empty() ? "(none)" : member] = rec.fields["reason"];
+  }
+  return reasons;
+}
+
+// `budstikke enqueue` of the shared newsletter template set to the members in `members`.
+inline void enqueue_newsletter(const temp_dir& dir, const fs::path& config, const std::string& id,
+                               const fs::path& members, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{"enqueue", "--config", config.string(), "--campaign", id, "--template",
+                                source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
+                                "--from", "nyheter@forbundet.example"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = run_cli(dir, args);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+}
+
+// The port an engine logged as its admin port (the fixture's config says port 0).
+inline std::uint16_t admin_port_from_log(const fs::path& log) {
+  std::regex port_field(R"("msg":"admin listening".*"port":([0-9]+))");
+  for (int i = 0; i < 100; ++i) {
+    std::smatch m;
+    auto text = slurp(log);
+    if (std::regex_search(text, m, port_field)) return static_cast<std::uint16_t>(std::stoi(m[1]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL("the engine did not log its admin port: " << slurp(log));
+  return 0;
 }
 
 }  // namespace budstikke::testing

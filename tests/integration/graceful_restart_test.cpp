@@ -16,10 +16,7 @@ TEST_CASE("e2e: SIGTERM mid-campaign, then a restart: every recipient exactly on
   auto config = write_config(dir, redis, sink.port);
   constexpr int n = 6000;
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "restart", "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, "restart", members);
 
   auto log = dir / "engine-1.log";
   auto engine = budstikke::support::child_process::spawn(

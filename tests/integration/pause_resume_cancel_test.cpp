@@ -15,10 +15,7 @@ std::int64_t sent_now(const temp_dir& dir, const fs::path& config, const char* i
 
 void enqueue(const temp_dir& dir, const fs::path& config, const char* id, int n) {
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", id, "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, id, members);
 }
 
 }  // namespace

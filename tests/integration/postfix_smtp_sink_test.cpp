@@ -27,11 +27,7 @@ TEST_CASE("e2e: a campaign through Postfix's smtp-sink arrives exactly once") {
   auto config = write_config(dir, redis, port);
   constexpr int n = 3000;
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "pf", "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  INFO(enq.output);
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, "pf", members);
   auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"}, std::chrono::seconds(300));
   INFO(run.output);
   REQUIRE(run.code == 0);

@@ -33,10 +33,7 @@ TEST_CASE("e2e retry: 451s wait in the retry set, every recipient is sent once, 
   auto config = write_config(dir, redis, sink.port, "  max_attempts: 15\n  retry_poll_ms: 20\n");
   constexpr int n = 400;
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "soft", "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, "soft", members);
   auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"}, std::chrono::seconds(60));
   INFO(run.output);
   REQUIRE(run.code == 0);

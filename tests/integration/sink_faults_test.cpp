@@ -9,11 +9,7 @@ namespace {
 
 std::string enqueue_and_run(const temp_dir& dir, const fs::path& config, const std::string& id, int n) {
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", id, "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  INFO(enq.output);
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, id, members);
   auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"}, std::chrono::seconds(300));
   INFO(run.output);
   REQUIRE(run.code == 0);

@@ -14,11 +14,7 @@ TEST_CASE("e2e: status --watch follows a campaign to done in plain lines and exi
   auto config = write_config(dir, redis, sink.port);
   constexpr int n = 3000;
   auto members = write_members(dir, n);
-  auto enq = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", "watched", "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(),
-                           "--from", "nyheter@forbundet.example"});
-  INFO(enq.output);
-  REQUIRE(enq.code == 0);
+  enqueue_newsletter(dir, config, "watched", members);
 
   auto watch_log = dir / "watch.log";
   auto watch = budstikke::support::child_process::spawn(

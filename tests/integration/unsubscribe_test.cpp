@@ -28,17 +28,6 @@ fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis,
   return path;
 }
 
-std::uint16_t admin_port_from_log(const fs::path& log) {
-  std::regex port_field(R"("msg":"admin listening".*"port":([0-9]+))");
-  for (int i = 0; i < 100; ++i) {
-    std::smatch m;
-    auto text = slurp(log);
-    if (std::regex_search(text, m, port_field)) return static_cast<std::uint16_t>(std::stoi(m[1]));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  FAIL("the engine did not log its admin port: " << slurp(log));
-  return 0;
-}
 
 // The token in the List-Unsubscribe header of the message delivered to `address`.
 std::string token_delivered_to(const fs::path& maildir, const std::string& address) {
@@ -88,14 +77,7 @@ TEST_CASE("e2e: the one-click unsubscribe of a delivered newsletter, POSTed to t
   auto config = config_with_unsubscribe(dir, redis, sink.port);
   constexpr int n = 6;
   auto members = write_members(dir, n);
-  auto enqueue = [&](const std::string& id) {
-    auto r = run_cli(dir, {"enqueue", "--config", config.string(), "--campaign", id, "--template",
-                           source_dir() + "/deploy/templates/newsletter", "--recipients", members.string(), "--from",
-                           "nyheter@forbundet.example"});
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-  };
-  enqueue("nyhetsbrev-mars");
+  enqueue_newsletter(dir, config, "nyhetsbrev-mars", members);
 
   auto log = dir / "engine.log";
   auto engine = budstikke::support::child_process::spawn({budstikke_bin(), "run", "--config", config.string()},
@@ -138,7 +120,7 @@ TEST_CASE("e2e: the one-click unsubscribe of a delivered newsletter, POSTed to t
   CHECK(newsletter_consent(redis, "M3") == "(nil)");
 
   // The next newsletter skips M2 only.
-  enqueue("nyhetsbrev-april");
+  enqueue_newsletter(dir, config, "nyhetsbrev-april", members);
   wait_done(dir, config, "nyhetsbrev-april", n);
   auto s = campaign_status(dir, config, "nyhetsbrev-april");
   CHECK(field(s, "sent") == n - 1);
