@@ -38,6 +38,10 @@ class keys {
   std::string registry() const { return prefix_ + "campaigns"; }
   // ZSET: every campaign ever enqueued (member = id, score = creation time in ms), for `status`.
   std::string index() const { return prefix_ + "campaigns:all"; }
+  // STRING with a TTL: a rate limit's token bucket (GCRA theoretical arrival time, microseconds
+  // since the epoch; queue/rate_limit.hpp). One hash tag for every bucket, so that a script
+  // taking from several buckets at once stays in one Redis Cluster slot.
+  std::string rate_bucket(std::string_view name) const { return prefix_ + "{rate}:" + std::string(name); }
   const std::string& prefix() const { return prefix_; }
 
  private:
