@@ -2,6 +2,7 @@
 // project's SMTP and SMS sinks, arrival times read from the sink's maildir (file times) or by
 // sampling the SMS sink's store. Real clocks: the bounds are the rate with generous slack.
 #include <algorithm>
+#include <cctype>
 #include <sys/stat.h>
 #include <thread>
 
@@ -12,7 +13,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// Seconds (since the epoch) at which each message reached the sink, by recipient, sorted.
+// Seconds (since the epoch) at which each message reached the sink, by recipient (lower case).
 std::map<std::string, std::vector<double>> arrival_times(const fs::path& maildir) {
   std::map<std::string, std::vector<double>> times;
   std::ifstream in(maildir / "recipients.log");
@@ -22,7 +23,9 @@ std::map<std::string, std::vector<double>> arrival_times(const fs::path& maildir
     if (tab == std::string::npos) continue;
     struct stat st{};
     if (::stat((maildir / "new" / line.substr(0, tab)).c_str(), &st) != 0) continue;
-    times[line.substr(tab + 1)].push_back(static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9);
+    auto to = line.substr(tab + 1);
+    for (auto& c : to) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    times[to].push_back(static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1e9);
   }
   return times;
 }
