@@ -71,11 +71,13 @@ class shard::impl final : public adapters::delivery_listener {
         record_conn_(ioc_.get_executor(), cfg.redis),
         control_conn_(ioc_.get_executor(), cfg.redis),
         mark_conn_(ioc_.get_executor(), cfg.redis),
+        limit_conn_(ioc_.get_executor(), cfg.redis),
         limits_(cfg.limits, keys_),
         pull_wake_(ioc_.get_executor()),
         record_wake_(ioc_.get_executor()),
         registry_wake_(ioc_.get_executor()),
         mark_wake_(ioc_.get_executor()),
+        limit_wake_(ioc_.get_executor()),
         drained_(ioc_.get_executor()),
         loops_done_(ioc_.get_executor()),
         jitter_(std::random_device{}()) {
@@ -184,6 +186,7 @@ class shard::impl final : public adapters::delivery_listener {
     co_await refresh_registry();
     spawn(recorder_loop());
     spawn(mark_loop());
+    if (limits_.enabled()) spawn(limit_loop());
     spawn(registry_loop());
     co_await pull_loop();
 
@@ -212,6 +215,7 @@ class shard::impl final : public adapters::delivery_listener {
     record_wake_.notify();
     registry_wake_.notify();
     mark_wake_.notify();
+    limit_wake_.notify();
     while (loops_running_ > 0) co_await loops_done_.wait_for(std::chrono::milliseconds(100));
     if (held_ == 0) {
       co_await pool_->async_wait_closed();
@@ -533,7 +537,7 @@ class shard::impl final : public adapters::delivery_listener {
         s.limited_at = std::chrono::steady_clock::now();
         g->waiting.push_back(idx);
         ++limited_;
-        mark_wake_.notify();
+        limit_wake_.notify();
         return;
       }
     }
@@ -573,9 +577,8 @@ class shard::impl final : public adapters::delivery_listener {
     std::vector<std::uint32_t> batch;
     std::map<campaign_rt*, std::vector<std::uint32_t>> by_campaign;
     while (!loops_stop_) {
-      if (limited_ > 0 && pulling_) co_await take_tokens();
       if (ready_.empty() || on_wire_ >= send_window_ || !pulling_) {
-        co_await mark_wake_.wait_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(200), until_tokens()));
+        co_await mark_wake_.wait_for(std::chrono::milliseconds(200));
         continue;
       }
       batch.clear();
@@ -598,7 +601,9 @@ class shard::impl final : public adapters::delivery_listener {
         req.begin(2 + 2 * idxs.size()).arg("HSET").arg(c->inflight_key);
         for (auto idx : idxs) req.arg(slots_[idx]->entry_id).arg(now);
       }
+      marking_ = batch.size();
       auto ec = co_await mark_conn_.async_exec(req, replies);
+      marking_ = 0;
       bool refused = false;
       if (!ec) {
         std::size_t r = 0;
@@ -680,25 +685,41 @@ class shard::impl final : public adapters::delivery_listener {
     return &it->second;
   }
 
+  // Beside the mark loop, on its own connection, so that taking tokens for the next batch
+  // overlaps marking this one.
+  asio::awaitable<void> limit_loop() {
+    while (!loops_stop_) {
+      if (limited_ > 0 && pulling_) {
+        bool asked = co_await take_tokens();  // not inside &&: GCC 12 miscompiles co_await in conditions
+        if (asked) continue;
+      }
+      co_await limit_wake_.wait_for(until_tokens());
+    }
+  }
+
   // One round trip: every group with waiting messages and no known wait asks for its share of
   // the room in the send window. Granted messages go on to be marked (or, already marked, out);
   // a group refused waits until the script says the next token is due, without polling.
-  asio::awaitable<void> take_tokens() {
-    const std::size_t busy = on_wire_ + ready_.size();
-    if (busy >= send_window_) co_return;
+  // False when there was nothing to ask for.
+  asio::awaitable<bool> take_tokens() {
+    // Ask when half the window is free (or all that waits fits): one script call per half
+    // window, not one per answer that frees a slot.
+    const std::size_t busy = on_wire_ + ready_.size() + marking_;
+    if (busy >= send_window_ || send_window_ - busy < std::min(limited_, std::max<std::size_t>(1, send_window_ / 2)))
+      co_return false;
     const auto now = std::chrono::steady_clock::now();
     asking_.clear();
     for (auto& [key, g] : groups_)
       if (!g.waiting.empty() && g.next_try <= now) asking_.push_back(&g);
-    if (asking_.empty()) co_return;
+    if (asking_.empty()) co_return false;
     const std::size_t share = std::max<std::size_t>(1, (send_window_ - busy) / asking_.size());
     token_req_.clear();
     for (auto* g : asking_)
       queue::append_take_tokens(token_req_, g->buckets, static_cast<std::int64_t>(std::min(share, g->waiting.size())));
-    if (auto ec = co_await mark_conn_.async_exec(token_req_, token_replies_)) {
+    if (auto ec = co_await limit_conn_.async_exec(token_req_, token_replies_)) {
       log::warn("cannot take rate-limit tokens; retrying", {{"shard", index_}, {"error", ec.message()}});
       co_await backoff_wait();
-      co_return;
+      co_return true;
     }
     const auto after = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < asking_.size(); ++i) {
@@ -721,16 +742,23 @@ class shard::impl final : public adapters::delivery_listener {
         --limited_;
         slot& sl = *slots_[idx];
         metrics::global().observe_rate_limiter_wait(g.held_by, std::chrono::duration<double>(after - sl.limited_at).count());
-        if (sl.marked) send(idx);
-        else ready_.push_back(idx);
+        if (sl.marked) {
+          send(idx);
+        } else {
+          ready_.push_back(idx);
+          mark_wake_.notify();
+        }
       }
     }
+    co_return true;
   }
 
   // How long until a waiting group may ask again (a day when none waits).
   std::chrono::steady_clock::duration until_tokens() const {
     if (limited_ == 0) return std::chrono::hours(24);
-    if (on_wire_ + ready_.size() >= send_window_) return std::chrono::milliseconds(200);  // an outcome wakes us
+    const std::size_t busy = on_wire_ + ready_.size() + marking_;
+    if (busy >= send_window_ || send_window_ - busy < std::min(limited_, std::max<std::size_t>(1, send_window_ / 2)))
+      return std::chrono::milliseconds(200);  // an outcome wakes us
     auto next = std::chrono::steady_clock::time_point::max();
     for (const auto& [key, g] : groups_)
       if (!g.waiting.empty()) next = std::min(next, g.next_try);
@@ -834,6 +862,7 @@ class shard::impl final : public adapters::delivery_listener {
     --on_wire_;
     observe_delivery(s, d);
     mark_wake_.notify();
+    if (limited_ > 0) limit_wake_.notify();
     switch (d.result) {
       case adapters::outcome::accepted:
         finish(idx, final_state::sent, {});
@@ -1209,6 +1238,7 @@ class shard::impl final : public adapters::delivery_listener {
   asio::io_context ioc_;
   queue::keys keys_;
   queue::connection pull_conn_, record_conn_, control_conn_, mark_conn_;
+  queue::connection limit_conn_;  // rate-limit tokens (used only when limits are configured)
   std::unique_ptr<adapters::smtp::smtp_messenger> pool_;
   std::unique_ptr<adapters::sms_http::sms_messenger> sms_;  // when sms.gateway is configured
   templates::sms::message sms_text_;  // reused for every SMS
@@ -1224,10 +1254,11 @@ class shard::impl final : public adapters::delivery_listener {
   sys_ms quiet_next_ = sys_ms::max();  // the next quiet-hours change of any campaign
   std::size_t send_window_ = 0;
   std::size_t on_wire_ = 0;          // pushed to the adapter, no outcome yet
+  std::size_t marking_ = 0;          // taken from ready_, their marks on the way to Redis
   std::size_t held_ = 0;
   std::size_t records_waiting_ = 0;
   std::map<std::string, std::unique_ptr<campaign_rt>, std::less<>> campaigns_;
-  event pull_wake_, record_wake_, registry_wake_, mark_wake_, drained_, loops_done_;
+  event pull_wake_, record_wake_, registry_wake_, mark_wake_, limit_wake_, drained_, loops_done_;
   std::string consumer_;
   std::chrono::steady_clock::time_point last_scan_{};
   std::size_t loops_running_ = 0;
