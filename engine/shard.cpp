@@ -537,7 +537,8 @@ class shard::impl final : public adapters::delivery_listener {
         s.limited_at = std::chrono::steady_clock::now();
         g->waiting.push_back(idx);
         ++limited_;
-        limit_wake_.notify();
+        // A group with earlier messages is already known to the limit loop.
+        if (g->waiting.size() == 1) limit_wake_.notify();
         return;
       }
     }
@@ -702,11 +703,8 @@ class shard::impl final : public adapters::delivery_listener {
   // a group refused waits until the script says the next token is due, without polling.
   // False when there was nothing to ask for.
   asio::awaitable<bool> take_tokens() {
-    // Ask when half the window is free (or all that waits fits): one script call per half
-    // window, not one per answer that frees a slot.
+    if (!room_for_tokens()) co_return false;
     const std::size_t busy = on_wire_ + ready_.size() + marking_;
-    if (busy >= send_window_ || send_window_ - busy < std::min(limited_, std::max<std::size_t>(1, send_window_ / 2)))
-      co_return false;
     const auto now = std::chrono::steady_clock::now();
     asking_.clear();
     for (auto& [key, g] : groups_)
@@ -753,12 +751,17 @@ class shard::impl final : public adapters::delivery_listener {
     co_return true;
   }
 
+  // Tokens are asked for when half the send window is free (or all that waits fits): one
+  // script call per half window, not one per answer that frees a slot.
+  bool room_for_tokens() const {
+    const std::size_t busy = on_wire_ + ready_.size() + marking_;
+    return busy < send_window_ && send_window_ - busy >= std::min(limited_, std::max<std::size_t>(1, send_window_ / 2));
+  }
+
   // How long until a waiting group may ask again (a day when none waits).
   std::chrono::steady_clock::duration until_tokens() const {
     if (limited_ == 0) return std::chrono::hours(24);
-    const std::size_t busy = on_wire_ + ready_.size() + marking_;
-    if (busy >= send_window_ || send_window_ - busy < std::min(limited_, std::max<std::size_t>(1, send_window_ / 2)))
-      return std::chrono::milliseconds(200);  // an outcome wakes us
+    if (!room_for_tokens()) return std::chrono::milliseconds(200);  // an outcome wakes us
     auto next = std::chrono::steady_clock::time_point::max();
     for (const auto& [key, g] : groups_)
       if (!g.waiting.empty()) next = std::min(next, g.next_try);
@@ -862,7 +865,7 @@ class shard::impl final : public adapters::delivery_listener {
     --on_wire_;
     observe_delivery(s, d);
     mark_wake_.notify();
-    if (limited_ > 0) limit_wake_.notify();
+    if (limited_ > 0 && room_for_tokens()) limit_wake_.notify();
     switch (d.result) {
       case adapters::outcome::accepted:
         finish(idx, final_state::sent, {});
