@@ -77,6 +77,16 @@ TEST_CASE("e2e: a campaign enqueued in quiet hours waits for their end, then goe
   INFO(log);
   CHECK(occurrences(log, "campaign waits for quiet hours") == 1);  // once, not per message or shard
   CHECK(occurrences(log, "quiet hours over") == 1);
+  // No limits configured: the engine kept no token bucket in Redis.
+  with_redis(redis, [&](budstikke::queue::connection& conn) -> boost::asio::awaitable<void> {
+    budstikke::queue::request req;
+    req.command("KEYS", "*{rate}*");
+    std::vector<budstikke::queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    CHECK(replies[0]->type == REDIS_REPLY_ARRAY);
+    CHECK(replies[0]->elements == 0);
+  });
 }
 
 TEST_CASE("e2e: quiet hours that begin during a campaign stop it, and it resumes after them") {
