@@ -50,6 +50,9 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--sms-concurrency", o.sms_concurrency, "sms: gateway requests in flight per shard")
       ->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--global-limit", o.global_limit,
+                  "limits.global in messages per second (the rate-limit script runs for every batch); 0 = none")
+      ->check(CLI::Range(0.0, 1e6));
 }
 
 namespace {
@@ -266,6 +269,7 @@ int run_bench(const bench_options& opt) {
                          (work / "ca.pem").string());
     }
     if (opt.consent == "off") cfg << "categories:\n  receipt:\n    check_consent: false\n";
+    if (opt.global_limit > 0) cfg << fmt::format("limits:\n  global: {}\n", opt.global_limit);
   }
   say(fmt::format("running the engine ({} workers, window {}, {} connections per shard) against {} ...",
                   opt.workers == 0 ? std::thread::hardware_concurrency() : static_cast<unsigned>(opt.workers),

@@ -23,6 +23,7 @@ struct bench_options {
   std::string channel = "email";  // email | sms (the project's SMS sink, Kannel kind)
   double sms_429_share = 0;       // sms: share of requests the sink answers 429 Retry-After: 1
   std::size_t sms_concurrency = 32;  // sms: requests in flight per shard
+  double global_limit = 0;        // limits.global (messages per second); 0 = no rate limit
   bool json = false;
   bool keep = false;             // keep the work directory (logs, config)
   bool tls = false;              // own sink with STARTTLS (a throwaway CA), engine verifying it

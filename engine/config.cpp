@@ -1,5 +1,6 @@
 #include "engine/config.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "adapters/sms_http/phone.hpp"
 #include "engine/admin_http.hpp"
 #include "engine/log.hpp"
+#include "templates/address.hpp"
 
 namespace budstikke::engine {
 namespace {
@@ -349,6 +351,93 @@ void finish_smtp(const std::string& path, const std::optional<YAML::Node>& relay
   }
 }
 
+// A rate in messages per second: a positive number, fractions allowed (0.5 = one every 2 s).
+double read_rate(const section_reader& r, const YAML::Node& n, const std::string& key) {
+  double v = 0;
+  try {
+    v = n.as<double>();
+  } catch (const YAML::Exception&) {
+    r.fail(n, key, fmt::format("expected messages per second, got '{}'", n.Scalar()));
+  }
+  if (!(v >= 0.001 && v <= max_rate))
+    r.fail(n, key, fmt::format("{} per second is out of range 0.001..1000000", n.Scalar()));
+  return v;
+}
+
+// limits: {global, email, sms, domains: {DOMAIN: rate}, tenants: {NAME: rate}, burst_ms}
+void read_limits(const std::string& path, const YAML::Node& node, limits_config& l) {
+  section_reader r(path, "limits");
+  r.custom("global", [&](const YAML::Node& n) { l.global = read_rate(r, n, "global"); });
+  r.custom("email", [&](const YAML::Node& n) { l.email = read_rate(r, n, "email"); });
+  r.custom("sms", [&](const YAML::Node& n) { l.sms = read_rate(r, n, "sms"); });
+  r.custom("domains", [&](const YAML::Node& n) {
+    if (!n.IsMap()) r.fail(n, "domains", "expected a mapping of domains to rates, e.g. {gmail.com: 100}");
+    for (const auto& kv : n) {
+      auto name = kv.first.as<std::string>();
+      if (!name.empty() && name.front() == '.') name.erase(0, 1);
+      // The envelope carries the ASCII form: an IDN domain is matched as xn--.
+      std::string address;
+      bool utf8 = false;
+      if (templates::prepare_email_address("x@" + name, address, utf8))
+        r.fail(kv.first, "domains", fmt::format("'{}' is not a domain name", kv.first.Scalar()));
+      std::string ascii(address_domain(address));
+      for (auto& c : ascii) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (l.domains.count(ascii)) r.fail(kv.first, "domains", fmt::format("'{}' is listed twice", ascii));
+      l.domains[ascii] = read_rate(r, kv.second, "domains." + kv.first.Scalar());
+    }
+  });
+  r.custom("tenants", [&](const YAML::Node& n) {
+    if (!n.IsMap()) r.fail(n, "tenants", "expected a mapping of tenant names to rates, e.g. {forbundet-ost: 50}");
+    for (const auto& kv : n) l.tenants[kv.first.as<std::string>()] = read_rate(r, kv.second, "tenants." + kv.first.Scalar());
+  });
+  r.millis("burst_ms", l.burst, 0, 1000);
+  r.read(node);
+}
+
+// quiet_hours: [{channel, categories, from, to, timezone}]
+void read_quiet_hours(const std::string& path, const YAML::Node& node, std::vector<quiet_rule>& rules) {
+  section_reader outer(path, "quiet_hours");
+  if (!node.IsSequence())
+    outer.fail(node, "", "expected a list, e.g. [{channel: sms, from: \"21:00\", to: \"08:00\", timezone: Europe/Oslo}]");
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    quiet_rule q;
+    bool has_channel = false, has_from = false, has_to = false, has_zone = false;
+    section_reader r(path, fmt::format("quiet_hours[{}]", i));
+    r.custom("channel", [&](const YAML::Node& n) {
+      auto ch = queue::parse_channel(n.IsScalar() ? n.Scalar() : std::string());
+      if (!ch) r.fail(n, "channel", fmt::format("'{}' is not a channel (email, sms)", n.Scalar()));
+      q.channel = *ch;
+      has_channel = true;
+    });
+    r.custom("categories", [&](const YAML::Node& n) {
+      if (!n.IsSequence() || n.size() == 0)
+        r.fail(n, "categories", "expected a list of categories, e.g. [newsletter, winback] (leave out for all)");
+      for (const auto& c : n) q.categories.push_back(c.as<std::string>());
+    });
+    auto time_of_day = [&](const char* key, int& target, bool& seen) {
+      r.custom(key, [&r, &target, &seen, key](const YAML::Node& n) {
+        auto t = parse_time_of_day(n.IsScalar() ? n.Scalar() : std::string());
+        if (!t) r.fail(n, key, fmt::format("expected \"HH:MM\" or \"HH:MM:SS\", got '{}'", n.Scalar()));
+        target = *t;
+        seen = true;
+      });
+    };
+    time_of_day("from", q.from, has_from);
+    time_of_day("to", q.to, has_to);
+    r.custom("timezone", [&](const YAML::Node& n) {
+      q.timezone = n.IsScalar() ? n.Scalar() : std::string();
+      if (!known_time_zone(q.timezone))
+        r.fail(n, "timezone", fmt::format("'{}' is not a time zone (an IANA id such as Europe/Oslo)", q.timezone));
+      has_zone = true;
+    });
+    r.read(node[i]);
+    if (!has_channel || !has_from || !has_to || !has_zone)
+      r.fail(node[i], "", "needs channel, from, to and timezone");
+    if (q.from == q.to) r.fail(node[i], "to", "from and to are the same time: an empty window");
+    rules.push_back(std::move(q));
+  }
+}
+
 }  // namespace
 
 bool email_config::unsubscribe_enabled(std::string_view category) const {
@@ -501,6 +590,8 @@ config load_config(const std::string& path) {
   top.custom("smtp", [&](const YAML::Node& n) { smtp.read(n); });
   top.custom("email", [&](const YAML::Node& n) { email.read(n); });
   top.custom("sms", [&](const YAML::Node& n) { sms.read(n); });
+  top.custom("limits", [&](const YAML::Node& n) { read_limits(path, n, cfg.limits); });
+  top.custom("quiet_hours", [&](const YAML::Node& n) { read_quiet_hours(path, n, cfg.quiet_hours); });
   top.read(root);
 
   if (cfg.engine.heartbeat_interval * 2 > cfg.engine.consumer_timeout)

@@ -14,6 +14,8 @@
 
 #include "adapters/sms_http/config.hpp"
 #include "adapters/smtp/config.hpp"
+#include "engine/limits.hpp"
+#include "engine/quiet_hours.hpp"
 #include "queue/redis.hpp"
 
 namespace budstikke::engine {
@@ -86,6 +88,8 @@ struct config {
   // Per message category; categories not listed use `default_category`.
   std::map<std::string, category_policy, std::less<>> categories;
   category_policy default_category;
+  limits_config limits;                 // rate limits (none by default)
+  std::vector<quiet_rule> quiet_hours;  // none by default
   const category_policy& policy(std::string_view category) const {
     auto it = categories.find(category);
     return it == categories.end() ? default_category : it->second;

@@ -279,11 +279,7 @@ std::string registry::render_prometheus(std::chrono::steady_clock::time_point no
   for (std::size_t i = 0; i < shards; ++i)
     out += fmt::format("budstikke_shard_ready{{shard=\"{}\"}} {}\n", i, shards_[i].ready.load(std::memory_order_relaxed) ? 1 : 0);
 
-  std::int64_t retry_size = retry_set_size_.load(std::memory_order_relaxed);
-  if (retry_size < 0) {
-    retry_size = 0;
-    for (std::size_t i = 0; i < shards; ++i) retry_size += shards_[i].retries_waiting.load(std::memory_order_relaxed);
-  }
+  const std::int64_t retry_size = retry_set_size_.load(std::memory_order_relaxed);
   header(out, "budstikke_retry_set_size", "gauge", "Messages waiting for a retry after a temporary failure");
   out += fmt::format("budstikke_retry_set_size {}\n", retry_size);
 

@@ -68,7 +68,6 @@ class histogram {
 struct alignas(64) shard_cell {
   std::atomic<std::int64_t> slots_held{0};       // read, not yet recorded (engine.window bounds it)
   std::atomic<std::int64_t> on_wire{0};          // pushed to the adapter, no outcome yet
-  std::atomic<std::int64_t> retries_waiting{0};  // transient failures waiting for their retry
   std::atomic<bool> ready{false};                // has reached Redis and is pulling
 };
 
@@ -124,8 +123,7 @@ class registry {
   void observe_queue_lag(queue::channel ch, double seconds) noexcept;
   // For the rate limiters: how long a message waited for a token.
   void observe_rate_limiter_wait(limiter l, double seconds) noexcept;
-  // For a Redis retry set: its size (ZCARD). Until one is set, retry_set_size reports the
-  // retries the shards hold on timers.
+  // The retry sets' total size (ZCARD), as one shard of the process last saw it.
   void set_retry_set_size(std::int64_t n) noexcept { retry_set_size_.store(n, std::memory_order_relaxed); }
 
   // The whole exposition, Prometheus text format 0.0.4. Also drops campaign series past retention.
@@ -157,7 +155,7 @@ class registry {
   std::vector<histogram> accepted_, roundtrip_, queue_lag_;  // per channel
   std::vector<histogram> limiter_wait_;                      // per limiter
   histogram accepted_fine_, roundtrip_fine_;
-  std::atomic<std::int64_t> retry_set_size_{-1};
+  std::atomic<std::int64_t> retry_set_size_{0};
   std::chrono::system_clock::time_point started_;
 };
 

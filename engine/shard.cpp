@@ -1,6 +1,8 @@
 #include "engine/shard.hpp"
 
 #include <algorithm>
+#include <array>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <random>
@@ -19,12 +21,14 @@
 #include "adapters/sms_http/phone.hpp"
 #include "adapters/smtp/messenger.hpp"
 #include "engine/event.hpp"
+#include "engine/limits.hpp"
 #include "engine/log.hpp"
 #include "engine/metrics.hpp"
 #include "engine/renderer.hpp"
 #include "engine/retry.hpp"
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
+#include "queue/rate_limit.hpp"
 #include "templates/address.hpp"
 
 namespace budstikke::engine {
@@ -72,10 +76,13 @@ class shard::impl final : public adapters::delivery_listener {
         record_conn_(ioc_.get_executor(), cfg.redis),
         control_conn_(ioc_.get_executor(), cfg.redis),
         mark_conn_(ioc_.get_executor(), cfg.redis),
+        limit_conn_(ioc_.get_executor(), cfg.redis),
+        limits_(cfg.limits, keys_),
         pull_wake_(ioc_.get_executor()),
         record_wake_(ioc_.get_executor()),
         registry_wake_(ioc_.get_executor()),
         mark_wake_(ioc_.get_executor()),
+        limit_wake_(ioc_.get_executor()),
         drained_(ioc_.get_executor()),
         loops_done_(ioc_.get_executor()),
         jitter_(std::random_device{}()) {
@@ -136,6 +143,9 @@ class shard::impl final : public adapters::delivery_listener {
     std::string unusable_reason;
     const category_policy* policy = nullptr;
     bool active = true;       // state == active
+    bool quiet = false;       // in quiet hours: not read, and what it holds goes back unsent
+    sys_ms quiet_change = sys_ms::min();  // when `quiet` is to be evaluated again
+    int tenant_bucket = -1;   // its tenant's rate limit, if one is configured
     bool in_registry = true;
     // Consumers whose pending entries this shard takes over, its own first: entries an earlier
     // run of this consumer read but never recorded, then those of consumers found dead.
@@ -151,7 +161,7 @@ class shard::impl final : public adapters::delivery_listener {
     std::vector<std::uint32_t> to_record;
     metrics::campaign_handle series;  // its counters in /metrics
 
-    bool served() const { return mode != serve_mode::not_served && active; }
+    bool served() const { return mode != serve_mode::not_served && active && !quiet; }
     bool recovering() const { return !recover.empty() || !own_recovered || recover_after_drain; }
   };
 
@@ -169,6 +179,7 @@ class shard::impl final : public adapters::delivery_listener {
     bool marked = false;   // its in-flight mark is written: it may be on the wire
     bool resent = false;   // it was on the wire when an engine stopped, and is sent again
     std::chrono::steady_clock::time_point pushed_at;  // for the relay round-trip metric
+    std::chrono::steady_clock::time_point limited_at;  // when it began to wait for rate-limit tokens
   };
 
   struct recovery_info {
@@ -183,6 +194,7 @@ class shard::impl final : public adapters::delivery_listener {
     co_await refresh_registry();
     spawn(recorder_loop());
     spawn(mark_loop());
+    if (limits_.enabled()) spawn(limit_loop());
     spawn(registry_loop());
     co_await pull_loop();
 
@@ -193,6 +205,7 @@ class shard::impl final : public adapters::delivery_listener {
     mark_wake_.notify();
     for (auto idx : ready_) hand_back(idx);
     ready_.clear();
+    hand_back_limited(nullptr);
     pool_->close();
     if (sms_) sms_->close();
     auto deadline = std::chrono::steady_clock::now() + cfg_.engine.shutdown_grace;
@@ -209,6 +222,7 @@ class shard::impl final : public adapters::delivery_listener {
     record_wake_.notify();
     registry_wake_.notify();
     mark_wake_.notify();
+    limit_wake_.notify();
     while (loops_running_ > 0) co_await loops_done_.wait_for(std::chrono::milliseconds(100));
     if (held_ == 0) {
       co_await pool_->async_wait_closed();
@@ -440,6 +454,7 @@ class shard::impl final : public adapters::delivery_listener {
     request req;
     std::vector<campaign_rt*> checked;
     for (auto& [id, c] : campaigns_) {
+      if (c->quiet && c->active) co_return false;  // its recipients wait for the end of quiet hours
       if (!c->served()) continue;
       if (c->recovering()) co_return false;
       req.command("XPENDING", c->stream_key, queue::consumer_group);
@@ -553,17 +568,36 @@ class shard::impl final : public adapters::delivery_listener {
       finish(idx, problem->state, problem->reason);
       return;
     }
-    if (s.marked) {
-      send(idx);
-    } else if (c.urgent) {
-      // Ahead of everything but earlier urgent messages.
+    to_send(idx);
+  }
+
+  // Rendered (or due for a retry): on to the rate limits, the in-flight mark, the adapter. A
+  // message already marked (resent after a crash, or retried) needs no new mark.
+  void to_send(std::uint32_t idx) {
+    slot& s = *slots_[idx];
+    if (limits_.enabled()) {
+      if (limit_group* g = group_for(s)) {
+        s.limited_at = std::chrono::steady_clock::now();
+        g->waiting.push_back(idx);
+        ++limited_;
+        // A group with earlier messages is already known to the limit loop.
+        if (g->waiting.size() == 1) limit_wake_.notify();
+        return;
+      }
+    }
+    if (s.marked) send(idx);
+    else enqueue_ready(idx);
+  }
+
+  // In line for its in-flight mark: an urgent message ahead of everything but earlier urgent ones.
+  void enqueue_ready(std::uint32_t idx) {
+    if (slots_[idx]->campaign->urgent) {
       auto pos = std::find_if(ready_.begin(), ready_.end(), [&](std::uint32_t i) { return !slots_[i]->campaign->urgent; });
       ready_.insert(pos, idx);
-      mark_wake_.notify();
     } else {
       ready_.push_back(idx);
-      mark_wake_.notify();
     }
+    mark_wake_.notify();
   }
 
   // The address checked (an IDN domain in its xn-- form; a UTF-8 local part needs SMTPUTF8 from
@@ -619,7 +653,9 @@ class shard::impl final : public adapters::delivery_listener {
         req.begin(2 + 2 * idxs.size()).arg("HSET").arg(c->inflight_key);
         for (auto idx : idxs) req.arg(slots_[idx]->entry_id).arg(now);
       }
+      marking_ = batch.size();
       auto ec = co_await mark_conn_.async_exec(req, replies);
+      marking_ = 0;
       bool refused = false;
       if (!ec) {
         std::size_t r = 0;
@@ -656,11 +692,180 @@ class shard::impl final : public adapters::delivery_listener {
           const redisReply* suppressed = replies[r++].get();
           auto problem = queue::lookup_problem(consent, suppressed, c->policy->consent_required, !sl.member.empty());
           if (problem) finish(idx, final_state::skipped, *problem);
+          else if (!c->active || c->quiet) hand_back(idx);  // paused or quiet while it was being marked
           else send(idx);
         }
         ++r;  // the HSET
       }
     }
+  }
+
+  // ---- rate limits ----
+
+  // Messages that pass the same buckets wait in one queue, so that an exhausted bucket (one
+  // domain, one tenant) holds back only its own messages.
+  struct limit_group {
+    std::vector<const queue::token_bucket*> buckets;
+    std::vector<metrics::limiter> kinds;
+    std::deque<std::uint32_t> waiting;
+    std::chrono::steady_clock::time_point next_try{};  // no token before this
+    metrics::limiter held_by = metrics::limiter::global;  // the bucket that last held it back
+  };
+
+  // The group of the buckets a message must pass; nullptr when none applies to it.
+  limit_group* group_for(const slot& s) {
+    const campaign_rt& c = *s.campaign;
+    const int channel = limits_.channel(c.def.kind);
+    const int domain = c.def.kind == queue::channel::email ? limits_.domain(address_domain(s.d.envelope_to)) : -1;
+    const int key[4] = {limits_.global(), channel, c.tenant_bucket, domain};
+    if (key[0] < 0 && key[1] < 0 && key[2] < 0 && key[3] < 0) return nullptr;
+    auto [it, fresh] = groups_.try_emplace({key[0], key[1], key[2], key[3]});
+    if (fresh) {
+      for (int b : key) {
+        if (b < 0) continue;
+        it->second.buckets.push_back(&limits_.at(b).spec);
+        it->second.kinds.push_back(limits_.at(b).kind);
+      }
+      it->second.held_by = it->second.kinds.front();
+    }
+    return &it->second;
+  }
+
+  // Beside the mark loop, on its own connection, so that taking tokens for the next batch
+  // overlaps marking this one.
+  asio::awaitable<void> limit_loop() {
+    while (!loops_stop_) {
+      if (limited_ > 0 && pulling_) {
+        bool asked = co_await take_tokens();  // not inside &&: GCC 12 miscompiles co_await in conditions
+        if (asked) continue;
+      }
+      co_await limit_wake_.wait_for(until_tokens());
+    }
+  }
+
+  // One round trip: every group with waiting messages and no known wait asks for its share of
+  // the room in the send window. Granted messages go on to be marked (or, already marked, out);
+  // a group refused waits until the script says the next token is due, without polling.
+  // False when there was nothing to ask for.
+  asio::awaitable<bool> take_tokens() {
+    if (!room_for_tokens()) co_return false;
+    const std::size_t busy = on_wire_ + ready_.size() + marking_;
+    const auto now = std::chrono::steady_clock::now();
+    asking_.clear();
+    for (auto& [key, g] : groups_)
+      if (!g.waiting.empty() && g.next_try <= now) asking_.push_back(&g);
+    if (asking_.empty()) co_return false;
+    const std::size_t share = std::max<std::size_t>(1, (send_window_ - busy) / asking_.size());
+    token_req_.clear();
+    for (auto* g : asking_)
+      queue::append_take_tokens(token_req_, g->buckets, static_cast<std::int64_t>(std::min(share, g->waiting.size())));
+    if (auto ec = co_await limit_conn_.async_exec(token_req_, token_replies_)) {
+      log::warn("cannot take rate-limit tokens; retrying", {{"shard", index_}, {"error", ec.message()}});
+      co_await backoff_wait();
+      co_return true;
+    }
+    const auto after = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < asking_.size(); ++i) {
+      limit_group& g = *asking_[i];
+      auto grant = queue::parse_token_grant(token_replies_[i].get());
+      if (!grant) {
+        log::warn("rate-limit script refused; retrying",
+                  {{"shard", index_}, {"reply", queue::as_string(token_replies_[i].get())}});
+        g.next_try = after + std::chrono::seconds(1);
+        continue;
+      }
+      if (grant->limiting >= 0) {
+        g.held_by = g.kinds[static_cast<std::size_t>(grant->limiting)];
+        g.next_try = after + grant->wait;
+      }
+      // Messages handed back meanwhile (a pause) have left the queue; only what is left moves.
+      for (std::int64_t k = 0; k < grant->granted && !g.waiting.empty(); ++k) {
+        std::uint32_t idx = g.waiting.front();
+        g.waiting.pop_front();
+        --limited_;
+        slot& sl = *slots_[idx];
+        metrics::global().observe_rate_limiter_wait(g.held_by, std::chrono::duration<double>(after - sl.limited_at).count());
+        if (sl.marked) send(idx);
+        else enqueue_ready(idx);
+      }
+    }
+    co_return true;
+  }
+
+  // Tokens are asked for when half the send window is free (or all that waits fits): one
+  // script call per half window, not one per answer that frees a slot.
+  bool room_for_tokens() const {
+    const std::size_t busy = on_wire_ + ready_.size() + marking_;
+    return busy < send_window_ && send_window_ - busy >= std::min(limited_, std::max<std::size_t>(1, send_window_ / 2));
+  }
+
+  // How long until a waiting group may ask again (a day when none waits).
+  std::chrono::steady_clock::duration until_tokens() const {
+    if (limited_ == 0) return std::chrono::hours(24);
+    if (!room_for_tokens()) return std::chrono::milliseconds(200);  // an outcome wakes us
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (const auto& [key, g] : groups_)
+      if (!g.waiting.empty()) next = std::min(next, g.next_try);
+    return std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(0), next - std::chrono::steady_clock::now());
+  }
+
+  // Messages waiting for tokens go back (those of campaign `c`, or all).
+  void hand_back_limited(const campaign_rt* c) {
+    for (auto& [key, g] : groups_) {
+      std::deque<std::uint32_t> keep;
+      for (auto idx : g.waiting) {
+        if (c && slots_[idx]->campaign != c) {
+          keep.push_back(idx);
+          continue;
+        }
+        --limited_;
+        hand_back(idx);
+      }
+      g.waiting.swap(keep);
+    }
+  }
+
+  // ---- quiet hours ----
+
+  // Evaluates the campaign's quiet hours when their state may have changed. Entering them is
+  // like a pause (what is read but not on the wire goes back); leaving them lets it be read again.
+  void evaluate_quiet(campaign_rt& c, sys_ms now) {
+    if (cfg_.quiet_hours.empty() || c.mode != serve_mode::send || now < c.quiet_change) return;
+    auto q = quiet_hours_at(cfg_.quiet_hours, c.def.kind, c.def.category, now);
+    c.quiet_change = q.until;
+    if (q.quiet == c.quiet) return;
+    c.quiet = q.quiet;
+    if (q.quiet) {
+      hold_back(c);
+      if (index_ == 0)
+        log::info("campaign waits for quiet hours", {{"campaign", c.def.id}, {"channel", queue::to_string(c.def.kind)},
+                                                     {"category", c.def.category}, {"until", rfc3339(q.until)}});
+    } else {
+      c.exhausted = false;
+      pull_wake_.notify();
+      if (index_ == 0) log::info("quiet hours over: sending the campaign", {{"campaign", c.def.id}});
+    }
+  }
+
+  // The earliest moment a campaign's quiet hours change.
+  sys_ms update_quiet() {
+    auto next = sys_ms::max();
+    if (cfg_.quiet_hours.empty()) return next;
+    auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    for (auto& [id, c] : campaigns_) {
+      if (c->mode != serve_mode::send) continue;
+      evaluate_quiet(*c, now);
+      next = std::min(next, c->quiet_change);
+    }
+    return next;
+  }
+
+  static std::string rfc3339(sys_ms t) {
+    auto secs = std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                       tm.tm_min, tm.tm_sec);
   }
 
   // ---- metrics ----
@@ -701,6 +906,7 @@ class shard::impl final : public adapters::delivery_listener {
     --on_wire_;
     observe_delivery(s, d);
     mark_wake_.notify();
+    if (limited_ > 0 && room_for_tokens()) limit_wake_.notify();
     s.reply.assign(d.reply);
     switch (d.result) {
       case adapters::outcome::accepted:
@@ -867,6 +1073,14 @@ class shard::impl final : public adapters::delivery_listener {
 
   // ---- liveness, the registry, dead consumers ----
 
+  // The next quiet-hours change on the steady clock the loops wait with.
+  std::chrono::steady_clock::time_point quiet_deadline() const {
+    if (quiet_next_ == sys_ms::max()) return std::chrono::steady_clock::time_point::max();
+    auto left = quiet_next_ - std::chrono::system_clock::now();
+    return std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                  std::max<std::chrono::system_clock::duration>(left, {}));
+  }
+
   asio::awaitable<void> heartbeat() {
     request req;
     req.command("SET", keys_.consumer_alive(consumer_), epoch_ms(), "PX", cfg_.engine.consumer_timeout.count());
@@ -881,10 +1095,11 @@ class shard::impl final : public adapters::delivery_listener {
     auto next_scan = std::chrono::steady_clock::now() + cfg_.engine.consumer_timeout / 2;
     auto next_move = std::chrono::steady_clock::now() + cfg_.engine.retry_poll;
     while (!loops_stop_) {
-      auto next = std::min({next_registry, next_heartbeat, next_scan, next_move});
+      auto next = std::min({next_registry, next_heartbeat, next_scan, next_move, quiet_deadline()});
       co_await registry_wake_.wait_for(next - std::chrono::steady_clock::now());
       if (loops_stop_) break;
       auto now = std::chrono::steady_clock::now();
+      if (now >= quiet_deadline()) quiet_next_ = update_quiet();
       if (now >= next_heartbeat) {
         co_await heartbeat();
         next_heartbeat = now + cfg_.engine.heartbeat_interval;
@@ -1045,6 +1260,7 @@ class shard::impl final : public adapters::delivery_listener {
       // Done, or cancelled with nothing of ours left in flight: the registry no longer needs it.
       if (state == "done" || (state == "cancelled" && c.held == 0)) control.command("ZREM", keys_.registry(), id);
     }
+    quiet_next_ = update_quiet();
     if (!control.empty()) co_await control_conn_.async_exec(control, replies);
     registry_loaded_ = true;
     cell_.ready.store(true, std::memory_order_relaxed);
@@ -1059,14 +1275,20 @@ class shard::impl final : public adapters::delivery_listener {
   // this consumer); what is on the wire finishes. On resume the own backlog is taken up again,
   // so pause + resume sends every recipient exactly once.
   void pause_campaign(campaign_rt& c) {
+    hold_back(c);
+    log::info("campaign paused or cancelled: not sending more", {{"shard", index_}, {"campaign", c.def.id}});
+  }
+
+  // What of the campaign is read but not yet on the wire goes back (stays pending for us).
+  void hold_back(campaign_rt& c) {
     std::deque<std::uint32_t> keep;
     for (auto idx : ready_) {
       if (slots_[idx]->campaign == &c) hand_back(idx);
       else keep.push_back(idx);
     }
     ready_.swap(keep);
+    hand_back_limited(&c);
     c.recover_after_drain = true;
-    log::info("campaign paused or cancelled: not sending more", {{"shard", index_}, {"campaign", c.def.id}});
   }
 
   void add_campaign(const std::string& id, const redisReply* hash) {
@@ -1107,6 +1329,9 @@ class shard::impl final : public adapters::delivery_listener {
     else if (c->mode == serve_mode::send && index_ == 0)
       log::info("serving campaign", {{"campaign", id}, {"priority", c->def.priority}});
     c->series = metrics::global().campaign(id, c->def.tenant, c->def.kind);
+    c->tenant_bucket = limits_.tenant(c->def.tenant);
+    if (c->mode == serve_mode::send)
+      evaluate_quiet(*c, std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
     campaigns_.emplace(id, std::move(c));
     pull_wake_.notify();
   }
@@ -1119,14 +1344,23 @@ class shard::impl final : public adapters::delivery_listener {
   asio::io_context ioc_;
   queue::keys keys_;
   queue::connection pull_conn_, record_conn_, control_conn_, mark_conn_;
+  queue::connection limit_conn_;  // rate-limit tokens (used only when limits are configured)
   std::unique_ptr<adapters::smtp::smtp_messenger> pool_;
   std::unique_ptr<adapters::sms_http::sms_messenger> sms_;  // when sms.gateway is configured
   templates::sms::message sms_text_;  // reused for every SMS
   std::vector<std::unique_ptr<slot>> slots_;
   std::vector<std::uint32_t> free_;
   std::deque<std::uint32_t> ready_;  // rendered, waiting for their in-flight mark
+  limit_plan limits_;                // configured rate limits; none: no Redis work for them
+  std::map<std::array<int, 4>, limit_group> groups_;  // by bucket indices (global, channel, tenant, domain)
+  std::size_t limited_ = 0;          // messages waiting in groups_
+  std::vector<limit_group*> asking_;
+  request token_req_;
+  std::vector<reply_ptr> token_replies_;
+  sys_ms quiet_next_ = sys_ms::max();  // the next quiet-hours change of any campaign
   std::size_t send_window_ = 0;
   std::size_t on_wire_ = 0;          // pushed to the adapter, no outcome yet
+  std::size_t marking_ = 0;          // taken from ready_, their marks on the way to Redis
   std::size_t held_ = 0;
   std::size_t records_waiting_ = 0;
   std::map<std::string, std::unique_ptr<campaign_rt>, std::less<>> campaigns_;
@@ -1138,7 +1372,7 @@ class shard::impl final : public adapters::delivery_listener {
   std::vector<campaign_rt*> pick_scratch_;
   std::vector<tenant_rt*> tenant_scratch_;
   std::size_t urgent_reserve_ = 0;
-  event pull_wake_, record_wake_, registry_wake_, mark_wake_, drained_, loops_done_;
+  event pull_wake_, record_wake_, registry_wake_, mark_wake_, limit_wake_, drained_, loops_done_;
   std::string consumer_;
   std::chrono::steady_clock::time_point last_scan_{};
   std::size_t loops_running_ = 0;

@@ -45,6 +45,10 @@ class keys {
   std::string index() const { return prefix_ + "campaigns:all"; }
   // STREAM (capped): one event per recorded outcome of every campaign, for portals.
   std::string events() const { return prefix_ + "events"; }
+  // STRING with a TTL: a rate limit's token bucket (GCRA theoretical arrival time, microseconds
+  // since the epoch; queue/rate_limit.hpp). One hash tag for every bucket, so that a script
+  // taking from several buckets at once stays in one Redis Cluster slot.
+  std::string rate_bucket(std::string_view name) const { return prefix_ + "{rate}:" + std::string(name); }
   const std::string& prefix() const { return prefix_; }
 
  private:
