@@ -131,8 +131,8 @@ TEST_CASE("metrics: the exposition is well-formed Prometheus text") {
     }
     REQUIRE(std::regex_match(line, m, sample_line));
     std::string family = m[1];
-    for (const char* suffix : {"_bucket", "_sum", "_count"})
-      if (!typed.count(family) && family.ends_with(suffix)) family.resize(family.size() - std::strlen(suffix));
+    for (std::string_view suffix : {"_bucket", "_sum", "_count"})
+      if (!typed.count(family) && family.ends_with(suffix)) family = family.substr(0, family.size() - suffix.size());
     CHECK(typed.count(family) == 1);
     ++samples;
   }
