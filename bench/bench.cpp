@@ -50,6 +50,7 @@ void add_bench_options(CLI::App* cmd, bench_options& o) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--sms-concurrency", o.sms_concurrency, "sms: gateway requests in flight per shard")
       ->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_flag("!--no-events", o.events, "Write no events stream (engine.events_max_len: 0), to see what it costs");
   cmd->add_option("--global-limit", o.global_limit,
                   "limits.global in messages per second (the rate-limit script runs for every batch); 0 = none")
       ->check(CLI::Range(0.0, 1e6));
@@ -256,9 +257,10 @@ int run_bench(const bench_options& opt) {
   {
     std::ofstream cfg(config_path);
     cfg << fmt::format(
-        "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\n  admin_listen: 127.0.0.1:{}\n"
+        "redis:\n  url: redis://{}:{}/{}\nengine:\n  workers: {}\n  window: {}\n  admin_listen: 127.0.0.1:{}\n{}"
         "smtp:\n  host: {}\n  port: {}\n  connections: {}\n  max_messages_per_connection: 100000\n",
-        rc.host, rc.port, rc.database, opt.workers, opt.window, admin_port, relay_host, relay_port, opt.connections);
+        rc.host, rc.port, rc.database, opt.workers, opt.window, admin_port,
+        opt.events ? "" : "  events_max_len: 0\n", relay_host, relay_port, opt.connections);
     if (opt.channel == "sms") {
       // With 429s, what one back-off cycle can send is about the concurrency: raise it to go faster.
       cfg << fmt::format("sms:\n  gateway:\n    kind: kannel\n    url: http://{}:{}/cgi-bin/sendsms\n    concurrency: {}\n",

@@ -34,6 +34,7 @@ struct bench_options {
   // granted: a newsletter requiring consent, a grant recorded for every member (all read, all found);
   // lookup: a tariff message, consent read but none recorded; off: a category whose consent is not read.
   std::string consent = "lookup";
+  bool events = true;            // false: engine.events_max_len 0
 };
 
 void add_bench_options(CLI::App* cmd, bench_options& opt);

@@ -1012,6 +1012,7 @@ class shard::impl final : public adapters::delivery_listener {
         continue;
       }
       request control;
+      events_.clear();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& [c, idxs] = batch[i];
         const redisReply* r = replies[i].get();
@@ -1037,7 +1038,7 @@ class shard::impl final : public adapters::delivery_listener {
             } else if (s.retry_in_ms) {
               ++totals_.retries;
             }
-            append_event(control, *c, s, now);
+            if (cfg_.engine.events_max_len > 0) events_.emplace_back(c, &s);
           }
           release(idxs[k]);
         }
@@ -1047,19 +1048,24 @@ class shard::impl final : public adapters::delivery_listener {
           control.command("ZREM", keys_.registry(), c->def.id);
         }
       }
+      append_events(control, now);
       if (!control.empty()) co_await record_conn_.async_exec_retrying(control, replies, std::chrono::seconds(30));
     }
   }
 
   // One event per counted outcome, after the outcomes are recorded: the events stream is a global
   // key, so it cannot be written from the campaign's script (one cluster slot per script). A crash
-  // between the two loses at most this batch's events; the counts stay exact.
-  void append_event(request& req, const campaign_rt& c, const slot& s, std::string_view now) {
-    if (cfg_.engine.events_max_len == 0) return;
-    std::string_view state = s.state ? queue::to_string(*s.state) : std::string_view("retrying");
-    req.command("XADD", keys_.events(), "MAXLEN", "~", cfg_.engine.events_max_len, "*", "campaign", c.def.id,
-                "entry", s.entry_id, "member", s.member, "channel", queue::to_string(c.def.kind), "state", state,
-                "reason", s.reason, "reply", s.reply, "attempt", s.attempts, "at", now);
+  // between the two loses at most this batch's events; the counts stay exact. The slots were
+  // released just now, synchronously: nothing has reused them yet.
+  void append_events(request& req, std::string_view now) {
+    if (events_.empty()) return;
+    req.begin(6 + queue::event_args * events_.size()).arg("EVAL").arg(queue::append_events_script).arg(1)
+        .arg(keys_.events()).arg(cfg_.engine.events_max_len).arg(now);
+    for (auto [c, s] : events_) {
+      std::string_view state = s->state ? queue::to_string(*s->state) : std::string_view("retrying");
+      req.arg(c->def.id).arg(s->entry_id).arg(s->member).arg(queue::to_string(c->def.kind)).arg(state)
+          .arg(s->reason).arg(s->reply).arg(s->attempts);
+    }
   }
 
   void count(final_state s) {
@@ -1370,6 +1376,7 @@ class shard::impl final : public adapters::delivery_listener {
   };
   std::map<std::string, tenant_rt, std::less<>> tenants_;  // a few per engine; never forgotten
   std::vector<campaign_rt*> pick_scratch_;
+  std::vector<std::pair<const campaign_rt*, const slot*>> events_;  // counted in the last recording
   std::vector<tenant_rt*> tenant_scratch_;
   std::size_t urgent_reserve_ = 0;
   event pull_wake_, record_wake_, registry_wake_, mark_wake_, limit_wake_, drained_, loops_done_;

@@ -280,4 +280,14 @@ end
 return {n, state}
 )lua";
 
+const std::string_view append_events_script = R"lua(
+local maxlen, at = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 8 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'campaign', ARGV[i], 'entry', ARGV[i + 1],
+             'member', ARGV[i + 2], 'channel', ARGV[i + 3], 'state', ARGV[i + 4], 'reason', ARGV[i + 5],
+             'reply', ARGV[i + 6], 'attempt', ARGV[i + 7], 'at', at)
+end
+return (#ARGV - 2) / 8
+)lua";
+
 }  // namespace budstikke::queue

@@ -125,6 +125,12 @@ inline constexpr std::string_view field_origin = "origin";    // the id of the p
 inline constexpr std::size_t record_arity = 9;
 extern const std::string_view record_outcomes_script;
 
+// Appends a batch of events to the capped events stream in one call (one reply, not one per
+// event). KEYS: events. ARGV: max length (XADD MAXLEN ~), at (RFC 3339), then 8 per event:
+// campaign, entry, member, channel, state, reason, reply, attempt. Returns the events added.
+extern const std::string_view append_events_script;
+inline constexpr std::size_t event_args = 8;
+
 // Moves due retries back into the recipients stream, at most ARGV[1] per call, as new entries
 // with the original fields plus `attempt`, `paused` and `origin`. KEYS: retry, recipients, counts.
 // Returns {moved, still waiting}.
