@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libboost-json1.81-dev libhiredis-dev
           libfmt-dev libyaml-cpp-dev catch2 libcli11-dev libssl-dev libidn2-dev libbenchmark-dev redis-server
-          python3-aiosmtpd openssl libcurl4-openssl-dev libphonenumber-dev kannel
+          python3-aiosmtpd openssl libcurl4-openssl-dev libphonenumber-dev libicu-dev kannel
           gnuplot-nox python3-redis php-cli php-redis nodejs)
 
 # The fuzz build uses clang and its libFuzzer runtime.
