@@ -5,32 +5,13 @@
 #include <catch2/catch.hpp>
 
 #include "engine/config.hpp"
+#include "tests/engine/yaml_files.hpp"
 
 using namespace budstikke::engine;
 namespace fs = std::filesystem;
 
-namespace {
-
-fs::path write_yaml(const std::string& text) {
-  static int n = 0;
-  auto p = fs::temp_directory_path() / ("budstikke-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + ".yaml");
-  std::ofstream(p) << text;
-  return p;
-}
-
-std::string load_error(const std::string& text) {
-  auto p = write_yaml(text);
-  try {
-    load_config(p.string());
-  } catch (const config_error& e) {
-    fs::remove(p);
-    return e.what();
-  }
-  fs::remove(p);
-  return "";
-}
-
-}  // namespace
+using budstikke::testing::load_error;
+using budstikke::testing::write_yaml;
 
 TEST_CASE("engine: the example configuration loads and means a local trial") {
   ::unsetenv("BUDSTIKKE_REDIS");

@@ -6,43 +6,18 @@
 #include <catch2/catch.hpp>
 
 #include "engine/config.hpp"
+#include "tests/engine/yaml_files.hpp"
 #include "engine/limits.hpp"
 
 using namespace budstikke::engine;
 namespace fs = std::filesystem;
 
-namespace {
-
-fs::path write_yaml(const std::string& text) {
-  static int n = 0;
-  auto p = fs::temp_directory_path() / ("budstikke-limits-test-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + ".yaml");
-  std::ofstream(p) << text;
-  return p;
-}
-
-config load(const std::string& text) {
-  auto p = write_yaml(text);
-  auto cfg = load_config(p.string());
-  fs::remove(p);
-  return cfg;
-}
-
-std::string load_error(const std::string& text) {
-  auto p = write_yaml(text);
-  try {
-    load_config(p.string());
-  } catch (const config_error& e) {
-    fs::remove(p);
-    return e.what();
-  }
-  fs::remove(p);
-  return "";
-}
-
-}  // namespace
+using budstikke::testing::load_error;
+using budstikke::testing::write_yaml;
+using budstikke::testing::load_yaml;
 
 TEST_CASE("limits: the configuration, fractional rates, IDN domains") {
-  auto cfg = load(
+  auto cfg = load_yaml(
       "limits:\n  global: 500\n  email: 300\n  sms: 0.5\n  burst_ms: 50\n"
       "  domains:\n    Gmail.com: 100\n    bølgen.no: 2.5\n    .hotmail.com: 10\n"
       "  tenants:\n    forbundet-ost: 50\n");
@@ -56,7 +31,7 @@ TEST_CASE("limits: the configuration, fractional rates, IDN domains") {
   CHECK(l.domains.at("hotmail.com") == 10);
   CHECK(l.tenants.at("forbundet-ost") == 50);
   CHECK(l.any());
-  CHECK_FALSE(load("engine:\n  workers: 1\n").limits.any());
+  CHECK_FALSE(load_yaml("engine:\n  workers: 1\n").limits.any());
 }
 
 TEST_CASE("limits: configuration errors name the key and the bound") {
@@ -104,7 +79,7 @@ TEST_CASE("limits: which buckets a message passes") {
 }
 
 TEST_CASE("quiet hours: the configuration and its errors") {
-  auto cfg = load(
+  auto cfg = load_yaml(
       "quiet_hours:\n"
       "  - {channel: sms, categories: [winback, newsletter], from: \"21:00\", to: \"08:00\", timezone: Europe/Oslo}\n"
       "  - {channel: email, from: \"22:00:30\", to: \"06:00\", timezone: UTC}\n");
