@@ -23,6 +23,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "adapters/sink/listener.hpp"
 #include "adapters/smtp/base64.hpp"
 #include "adapters/watchdog.hpp"
 
@@ -86,23 +87,12 @@ bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
 
 struct sms_sink::impl final : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor executor, sms_sink_options options)
-      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), rng(opt.seed | 1) {
+      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), dice(opt.seed) {
     if (opt.store) {
       store = std::fopen(opt.store->c_str(), "a");
       if (store == nullptr) throw std::system_error(errno, std::generic_category(), "cannot open " + *opt.store);
     }
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(opt.listen_host, ec);
-    tcp::endpoint ep(address, opt.port);
-    if (!ec) acceptor.open(ep.protocol(), ec);
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.bind(ep, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) bound_port = acceptor.local_endpoint(ec).port();
-    if (ec) {
-      throw std::system_error(std::error_code(ec),
-                              "cannot listen on " + opt.listen_host + ":" + std::to_string(opt.port));
-    }
+    bound_port = listen_on(acceptor, opt.listen_host, opt.port).port;
   }
 
   ~impl() {
@@ -123,12 +113,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
     for (tcp::socket* s : sockets) s->close(ignored);
   }
 
-  double next_unit() noexcept {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return static_cast<double>(rng >> 11) * (1.0 / 9007199254740992.0);
-  }
+  double next_unit() noexcept { return dice.next_unit(); }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
     while (!self->stopped) {
@@ -330,7 +315,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
   sms_sink_options opt;
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
-  std::uint64_t rng;
+  fault_dice dice;
   bool stopped = false;
   std::unordered_set<tcp::socket*> sockets;
   std::FILE* store = nullptr;

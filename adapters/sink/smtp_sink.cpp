@@ -23,6 +23,7 @@
 
 #include <unistd.h>
 
+#include "adapters/sink/listener.hpp"
 #include "adapters/sink/session.hpp"
 #include "adapters/watchdog.hpp"
 
@@ -34,7 +35,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor executor, smtp_sink_options options)
-      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), rng(opt.seed | 1) {
+      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), dice(opt.seed) {
     if (!opt.tls_cert_file.empty()) {
       tls_context.emplace(asio::ssl::context::tls_server);
       SSL_CTX_set_min_proto_version(tls_context->native_handle(), TLS1_2_VERSION);
@@ -43,19 +44,9 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
                                         asio::ssl::context::pem);
     }
     if (opt.maildir) open_maildir(*opt.maildir);
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(opt.listen_host, ec);
-    loopback_only = !ec && address.is_loopback();
-    tcp::endpoint ep(address, opt.port);
-    if (!ec) acceptor.open(ep.protocol(), ec);
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.bind(ep, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (!ec) bound_port = acceptor.local_endpoint(ec).port();
-    if (ec) {
-      throw std::system_error(std::error_code(ec),
-                              "cannot listen on " + opt.listen_host + ":" + std::to_string(opt.port));
-    }
+    auto listening = listen_on(acceptor, opt.listen_host, opt.port);
+    bound_port = listening.port;
+    loopback_only = listening.loopback;
   }
 
   void open_maildir(const std::string& dir) {
@@ -87,12 +78,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
     for (tcp::socket* s : sockets) s->close(ignored);
   }
 
-  double next_unit() noexcept {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return static_cast<double>(rng >> 11) * (1.0 / 9007199254740992.0);
-  }
+  double next_unit() noexcept { return dice.next_unit(); }
 
   bool rcpt_transient() override {
     if (opt.transient_share <= 0 || next_unit() >= opt.transient_share / 2) return false;
@@ -256,7 +242,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
   bool loopback_only = false;
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
-  std::uint64_t rng;
+  fault_dice dice;
   bool stopped = false;
   std::unordered_set<tcp::socket*> sockets;
   std::string maildir_path, name_prefix;
