@@ -6,33 +6,19 @@
 #include <vector>
 
 #include "adapters/smtp/dialog.hpp"
+#include "tests/adapters/smtp/dialog_fakes.hpp"
 
 using namespace budstikke::adapters;
 using namespace budstikke::adapters::smtp;
+using namespace budstikke::testing;
 
 namespace {
 
-struct fake_source final : delivery_source {
-  std::deque<delivery*> items;
-  delivery* take() override {
-    if (items.empty()) return nullptr;
-    delivery* d = items.front();
-    items.pop_front();
-    return d;
-  }
-};
-
-struct recorder final : delivery_listener {
-  std::vector<delivery*> done;
-  void on_delivered(delivery& d) override { done.push_back(&d); }
-};
-
-delivery make(std::string to, std::string data = "Subject: t\r\n\r\nhello\r\n") {
-  delivery d;
-  d.envelope_from = "from@example.org";
-  d.envelope_to = std::move(to);
-  d.data = std::move(data);
-  return d;
+dialog_options options(std::string helo_name, std::size_t max_messages) {
+  dialog_options o;
+  o.helo_name = std::move(helo_name);
+  o.max_messages = max_messages;
+  return o;
 }
 
 constexpr std::string_view ehlo_pipelining =
@@ -42,7 +28,7 @@ constexpr std::string_view ehlo_plain = "250-sink.example\r\n250 8BITMIME\r\n";
 struct fixture {
   fake_source source;
   recorder listener;
-  dialog machine{dialog_options{"client.example", 1000}, source, listener};
+  dialog machine{options("client.example", 1000), source, listener};
 
   // Greeting and EHLO; returns the step after the EHLO reply.
   step handshake(std::string_view ehlo_reply) {
@@ -529,7 +515,7 @@ TEST_CASE("smtp dialog: QUIT after max messages and on request", "[smtp][dialog]
   SECTION("max messages per connection") {
     fake_source source;
     recorder listener;
-    dialog machine{dialog_options{"c", 1}, source, listener};
+    dialog machine{options("c", 1), source, listener};
     delivery d1 = make("a@example.org"), d2 = make("b@example.org");
     source.items = {&d1, &d2};
     step s = machine.on_connected();

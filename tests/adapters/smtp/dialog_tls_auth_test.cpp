@@ -6,34 +6,13 @@
 #include <vector>
 
 #include "adapters/smtp/dialog.hpp"
+#include "tests/adapters/smtp/dialog_fakes.hpp"
 
 using namespace budstikke::adapters;
 using namespace budstikke::adapters::smtp;
+using namespace budstikke::testing;
 
 namespace {
-
-struct fake_source final : delivery_source {
-  std::deque<delivery*> items;
-  delivery* take() override {
-    if (items.empty()) return nullptr;
-    delivery* d = items.front();
-    items.pop_front();
-    return d;
-  }
-};
-
-struct recorder final : delivery_listener {
-  std::vector<delivery*> done;
-  void on_delivered(delivery& d) override { done.push_back(&d); }
-};
-
-delivery make(std::string to) {
-  delivery d;
-  d.envelope_from = "from@example.org";
-  d.envelope_to = std::move(to);
-  d.data = "Subject: t\r\n\r\nhello\r\n";
-  return d;
-}
 
 constexpr std::string_view ehlo_starttls =
     "250-relay.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n";
