@@ -71,6 +71,14 @@ inline std::map<std::string, int> arrivals(const fs::path& maildir) {
   return seen;
 }
 
+// Every one of n recipients arrived, none twice (`seen`: address -> arrivals).
+inline void require_each_once(const std::map<std::string, int>& seen, int n) {
+  CHECK(seen.size() == static_cast<std::size_t>(n));
+  int duplicates = 0;
+  for (auto& [addr, count] : seen) duplicates += count > 1;
+  CHECK(duplicates == 0);
+}
+
 // Runs `body(connection&)` (a coroutine) against the test's Redis, to write what a portal writes.
 // Never co_await inside a Catch2 macro in `body`: it may evaluate its expression twice.
 template <typename F>

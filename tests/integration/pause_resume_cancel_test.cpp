@@ -56,11 +56,7 @@ TEST_CASE("e2e: pause stops sending within a second, resume finishes with every 
   auto s = campaign_status(dir, config, "pr");
   require_adds_up(s, n);
   CHECK(field(s, "sent") == n);
-  auto seen = arrivals(maildir);
-  CHECK(seen.size() == static_cast<std::size_t>(n));
-  int duplicates = 0;
-  for (auto& [addr, count] : seen) duplicates += count > 1;
-  CHECK(duplicates == 0);
+  require_each_once(arrivals(maildir), n);
 }
 
 TEST_CASE("e2e: cancel stops a campaign and counts the untouched recipients as cancelled") {

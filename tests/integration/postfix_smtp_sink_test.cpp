@@ -47,8 +47,5 @@ TEST_CASE("e2e: a campaign through Postfix's smtp-sink arrives exactly once") {
     if (addr.size() > 2 && addr.front() == '<') addr = addr.substr(1, addr.find('>') - 1);
     ++seen[addr];
   }
-  CHECK(seen.size() == static_cast<std::size_t>(n));
-  int duplicates = 0;
-  for (auto& [addr, count] : seen) duplicates += count > 1;
-  CHECK(duplicates == 0);
+  require_each_once(seen, n);
 }
