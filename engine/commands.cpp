@@ -80,6 +80,18 @@ template_set_files load_template_set(const std::string& dir) {
   return set;
 }
 
+bool load_templates_into(const std::string& dir, queue::campaign_definition& def) {
+  try {
+    auto set = load_template_set(dir);
+    def.templates = std::move(set.templates);
+    def.partials = std::move(set.partials);
+    return true;
+  } catch (const std::exception& e) {
+    std::cerr << "error: template: " << e.what() << "\n";
+    return false;
+  }
+}
+
 int enqueue_command(const config& cfg, const enqueue_options& opt) {
   queue::campaign_definition def;
   def.id = opt.campaign;
@@ -111,14 +123,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
       return exit_usage;
     }
   }
-  try {
-    auto set = load_template_set(opt.template_dir);
-    def.templates = std::move(set.templates);
-    def.partials = std::move(set.partials);
-  } catch (const std::exception& e) {
-    std::cerr << "error: template: " << e.what() << "\n";
-    return exit_usage;
-  }
+  if (!load_templates_into(opt.template_dir, def)) return exit_usage;
   if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
     std::cerr << fmt::format("error: {}: an e-mail template set needs text.mustache or html.mustache\n", opt.template_dir);
     return exit_usage;

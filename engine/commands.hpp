@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/config.hpp"
+#include "queue/schema.hpp"
 
 namespace budstikke::engine {
 
@@ -51,5 +52,8 @@ struct template_set_files {
 // Reads and compiles every template of the set; throws std::runtime_error naming file, line and
 // column of the first template that does not compile, or the file using a partial that is missing.
 template_set_files load_template_set(const std::string& dir);
+// Loads the set into the campaign's templates and partials; on an error prints
+// "error: template: ..." to stderr and returns false (the command exits with exit_usage).
+bool load_templates_into(const std::string& dir, queue::campaign_definition& def);
 
 }  // namespace budstikke::engine

@@ -61,14 +61,7 @@ int render_command(const config& cfg, const render_options& opt) {
   def.from_address = opt.from;
   def.from_name = opt.from_name;
   def.sms_max_segments = opt.sms_max_segments;
-  try {
-    auto set = load_template_set(opt.template_dir);
-    def.templates = std::move(set.templates);
-    def.partials = std::move(set.partials);
-  } catch (const std::exception& e) {
-    std::cerr << "error: template: " << e.what() << "\n";
-    return exit_usage;
-  }
+  if (!load_templates_into(opt.template_dir, def)) return exit_usage;
 
   recipient_record rec;
   if (!opt.data.empty() && opt.data.front() == '{') {

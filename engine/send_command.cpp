@@ -72,14 +72,7 @@ int send_command(const config& cfg, const send_options& opt) {
   def.kind = queue::channel::sms;
   def.category = opt.category;
   if (opt.text.empty()) {
-    try {
-      auto set = load_template_set(opt.template_dir);
-      def.templates = std::move(set.templates);
-      def.partials = std::move(set.partials);
-    } catch (const std::exception& e) {
-      std::cerr << "error: template: " << e.what() << "\n";
-      return exit_usage;
-    }
+    if (!load_templates_into(opt.template_dir, def)) return exit_usage;
   } else {
     def.templates["sms"] = opt.text;
   }
