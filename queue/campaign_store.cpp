@@ -177,7 +177,6 @@ asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const ke
   req.command("ZRANGE", active_only ? k.registry() : k.index(), 0, -1);
   std::vector<reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) co_return ec;
-  ids.clear();
   const redisReply* r = replies[0].get();
   if (r->type == REDIS_REPLY_ARRAY) {
     for (std::size_t i = 0; i < r->elements; ++i) ids.emplace_back(as_string(r->element[i]));
