@@ -202,11 +202,13 @@ struct admin_server::impl {
       throw std::system_error(e.code(), fmt::format("admin_listen {}:{}", listen.host, listen.port));
     }
     asio::co_spawn(ioc, accept_loop(), [](std::exception_ptr) {});
+    // [this] is safe in the thread and every handler of ioc: the destructor joins the thread
+    // before any member goes, and handlers still queued then are destroyed with ioc, never run.
     thread = std::thread([this] { ioc.run(); });
   }
 
   ~impl() {
-    asio::post(ioc, [this] {
+    asio::post(ioc, [this] {  // safe: joined below
       boost::system::error_code ignored;
       acceptor.close(ignored);
       ioc.stop();
@@ -221,7 +223,7 @@ struct admin_server::impl {
       if (ec) continue;
       if (sessions >= max_sessions) continue;  // the socket closes here
       ++sessions;
-      asio::co_spawn(ioc, session(std::move(socket)), [this](std::exception_ptr) { --sessions; });
+      asio::co_spawn(ioc, session(std::move(socket)), [this](std::exception_ptr) { --sessions; });  // safe: see impl()
     }
   }
 

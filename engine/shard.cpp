@@ -103,6 +103,8 @@ class shard::impl final : public adapters::delivery_listener {
   }
 
   bool run() {
+    // [this] is safe in every handler of ioc_: it is our member, run() returns before we are
+    // destroyed, and what is still queued then is destroyed with ioc_, never run.
     asio::co_spawn(ioc_, main_loop(), [this](std::exception_ptr e) {
       if (e) {
         try {
@@ -119,7 +121,7 @@ class shard::impl final : public adapters::delivery_listener {
   }
 
   void request_stop() {
-    asio::post(ioc_, [this] {
+    asio::post(ioc_, [this] {  // safe: see run()
       if (stopping_) return;
       stopping_ = true;
       pull_wake_.notify();
@@ -238,7 +240,7 @@ class shard::impl final : public adapters::delivery_listener {
 
   void spawn(asio::awaitable<void> loop) {
     ++loops_running_;
-    asio::co_spawn(ioc_, std::move(loop), [this](std::exception_ptr e) {
+    asio::co_spawn(ioc_, std::move(loop), [this](std::exception_ptr e) {  // safe: see run()
       if (e) {
         try {
           std::rethrow_exception(e);

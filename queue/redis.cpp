@@ -88,7 +88,7 @@ std::string describe(const redis_config& cfg) {
 }
 
 connection::connection(asio::any_io_executor ex, redis_config cfg)
-    : cfg_(std::move(cfg)), socket_(ex), deadline_(ex), read_buf_(64 * 1024) {}
+    : cfg_(std::move(cfg)), socket_(ex), deadline_(ex), read_buf_(64 * 1024), handlers_(ex) {}
 
 void connection::close() {
   boost::system::error_code ignored;
@@ -96,15 +96,23 @@ void connection::close() {
   parser_.reset();
 }
 
+// The expiry handler may already be queued (with success) when the operation finishes in time:
+// cancel() cannot take it back. The generation tells it that its operation is over, and the
+// guard that the connection itself may be gone.
 void connection::arm_deadline(std::chrono::milliseconds d) {
   timed_out_ = false;
   deadline_.expires_after(d);
-  deadline_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;  // cancelled: the operation finished in time
+  deadline_.async_wait(handlers_.wrap([this, armed = ++deadline_generation_](boost::system::error_code ec) {
+    if (ec || armed != deadline_generation_) return;  // cancelled, or its operation finished in time
     timed_out_ = true;
     boost::system::error_code ignored;
     socket_.close(ignored);
-  });
+  }));
+}
+
+void connection::disarm_deadline() {
+  ++deadline_generation_;
+  deadline_.cancel();
 }
 
 asio::awaitable<std::error_code> connection::async_connect() {
@@ -115,7 +123,7 @@ asio::awaitable<std::error_code> connection::async_connect() {
   if (rec) co_return rec;
   arm_deadline(cfg_.connect_timeout);
   auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, as_tuple(use_awaitable));
-  deadline_.cancel();
+  disarm_deadline();
   if (cec) {
     close();
     co_return timed_out_ ? make_error_code(redis_errc::timeout) : std::error_code(cec);
@@ -170,7 +178,7 @@ asio::awaitable<std::error_code> connection::async_exec(const request& req,
   }
   arm_deadline(cfg_.command_timeout + extra_timeout);
   auto ec = co_await async_roundtrip(req, replies);
-  deadline_.cancel();
+  disarm_deadline();
   if (ec) {
     if (timed_out_) ec = make_error_code(redis_errc::timeout);
     close();

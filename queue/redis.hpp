@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "queue/resp.hpp"
+#include "support/pending_handlers.hpp"
 
 namespace budstikke::queue {
 
@@ -71,6 +72,7 @@ class connection {
   boost::asio::awaitable<std::error_code> async_roundtrip(const request& req,
                                                           std::vector<reply_ptr>& replies);
   void arm_deadline(std::chrono::milliseconds d);
+  void disarm_deadline();
 
   redis_config cfg_;
   boost::asio::ip::tcp::socket socket_;
@@ -78,6 +80,8 @@ class connection {
   bool timed_out_ = false;
   reply_parser parser_;
   std::vector<char> read_buf_;
+  std::uint64_t deadline_generation_ = 0;
+  support::pending_handlers handlers_;  // last: destroyed first, so a late expiry finds us gone
 };
 
 }  // namespace budstikke::queue

@@ -13,6 +13,7 @@
 
 #include "adapters/sms_http/curl_multi.hpp"
 #include "adapters/sms_http/protocol.hpp"
+#include "support/pending_handlers.hpp"
 
 namespace budstikke::adapters::sms_http {
 namespace {
@@ -98,7 +99,7 @@ class gateway final : public sms_messenger, transfer_listener {
  public:
   gateway(asio::any_io_executor ex, const gateway_config& cfg, delivery_listener& listener)
       : ex_(ex), cfg_(cfg), listener_(listener), multi_(ex, *this, std::max<std::size_t>(1, cfg.concurrency)),
-        resume_(ex), all_reported_(ex) {
+        resume_(ex), all_reported_(ex), handlers_(ex) {
     all_reported_.expires_at(asio::steady_timer::time_point::max());
     const std::size_t n = std::max<std::size_t>(1, cfg.concurrency);
     transfers_.reserve(n);
@@ -129,9 +130,13 @@ class gateway final : public sms_messenger, transfer_listener {
     schedule_pump();
   }
 
+  // Closed means nothing of ours is left to run: every delivery reported, the connections closed,
+  // and no posted pump or resume wait still queued (the owner may destroy us the moment this ends).
   asio::awaitable<void> async_wait_closed() override {
     while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
-    multi_.shutdown();  // closes the keep-alive connections
+    multi_.shutdown();  // closes the keep-alive connections; curl_multi's own handlers keep its state alive
+    resume_.cancel();
+    co_await handlers_.async_wait_none();
   }
 
   const stats& statistics() const override { return stats_; }
@@ -163,10 +168,10 @@ class gateway final : public sms_messenger, transfer_listener {
   void schedule_pump() {
     if (pump_posted_) return;
     pump_posted_ = true;
-    asio::post(ex_, [this] {
+    asio::post(ex_, handlers_.wrap([this] {
       pump_posted_ = false;
       pump();
-    });
+    }));
   }
 
   void pump() {
@@ -179,9 +184,9 @@ class gateway final : public sms_messenger, transfer_listener {
         if (resume_at_ != until) {
           resume_at_ = until;
           resume_.expires_at(until);
-          resume_.async_wait([this](boost::system::error_code ec) {
+          resume_.async_wait(handlers_.wrap([this](boost::system::error_code ec) {
             if (!ec) pump();
-          });
+          }));
         }
         return;
       }
@@ -322,6 +327,7 @@ class gateway final : public sms_messenger, transfer_listener {
   gateway_backoff::clock::time_point resume_at_{};
   asio::steady_timer all_reported_;
   stats stats_;
+  support::pending_handlers handlers_;  // last: destroyed first, so a late handler finds us gone
 };
 
 }  // namespace

@@ -48,10 +48,13 @@ class relay_set final : public smtp_messenger {
     for (auto& r : relays_) r->relay_pool->close();
   }
 
+  // Posts nothing itself: closed once every pool is closed with nothing queued.
   asio::awaitable<void> async_wait_closed() override {
     for (auto& r : relays_) co_await r->relay_pool->async_wait_closed();
-    // A delivery re-routed into a pool that had just finished comes back a little later.
+    // A delivery re-routed into a pool that had just finished comes back a little later, from a
+    // hand-back that pool posted: wait for it, then for that handler to be gone.
     while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
+    for (auto& r : relays_) co_await r->relay_pool->async_wait_closed();
   }
 
  private:

@@ -25,6 +25,7 @@
 
 #include "adapters/smtp/dialog.hpp"
 #include "adapters/watchdog.hpp"
+#include "support/pending_handlers.hpp"
 
 namespace budstikke::adapters::smtp {
 
@@ -114,7 +115,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   };
 
   impl(asio::any_io_executor executor, relay_config config, delivery_listener& user)
-      : ex(std::move(executor)), cfg(std::move(config)), user_listener(user), closed_signal(ex) {
+      : ex(std::move(executor)), cfg(std::move(config)), user_listener(user), closed_signal(ex), handlers(ex) {
     cfg.connections = std::max<std::size_t>(1, cfg.connections);
     cfg.max_messages_per_connection = std::max<std::size_t>(1, cfg.max_messages_per_connection);
     if (cfg.tls != tls_mode::none) tls_context.emplace(make_tls_context(cfg));
@@ -177,11 +178,11 @@ struct pool::impl final : delivery_source, delivery_listener {
   void schedule_hand_back() {
     if (hand_back_posted) return;
     hand_back_posted = true;
-    asio::post(ex, [this] {
+    asio::post(ex, handlers.wrap([this] {
       hand_back_posted = false;
       hand_back_queue(down_reason.empty() ? "local: relay unreachable (connect failed recently)" : down_reason);
       maybe_closed();
-    });
+    }));
   }
 
   void hand_back_queue(std::string_view reason) {
@@ -198,6 +199,7 @@ struct pool::impl final : delivery_source, delivery_listener {
       c->running = true;
       ++live;
       ++connecting;
+      // run() ends (live == 0) before closed is set; its completion handler does not touch us.
       asio::co_spawn(ex, run(*c), [](std::exception_ptr e) {
         if (e) std::rethrow_exception(e);  // never swallow: deliveries would vanish with it
       });
@@ -492,6 +494,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   bool closing = false, closed = false, hand_back_posted = false;
   std::uint64_t rng_state;
   stats st{};
+  support::pending_handlers handlers;  // last: destroyed first, so a late handler finds us gone
 };
 
 pool::pool(asio::any_io_executor ex, relay_config cfg, delivery_listener& listener)
@@ -505,6 +508,7 @@ void pool::close() { impl_->close(); }
 
 asio::awaitable<void> pool::async_wait_closed() {
   while (!impl_->closed) co_await impl_->closed_signal.async_wait(use_tuple);
+  co_await impl_->handlers.async_wait_none();  // the hand-back that set `closed` has returned
 }
 
 const pool::stats& pool::statistics() const { return impl_->st; }

@@ -81,3 +81,29 @@ TEST_CASE("e2e sms: a gateway that is down leaves the campaign failed after the 
   require_adds_up(s, n);
   CHECK(field(s, "failed") == n);
 }
+
+// `send` destroys its messenger as soon as it is closed; the sanitized build turns any handler the
+// messenger left queued into a failure here. Each answer is reported as it is, with exit 1.
+TEST_CASE("e2e sms: budstikke send against a gateway that answers 429 with Retry-After, and one that drops the connection") {
+  struct fault {
+    std::vector<std::string> flags;
+    std::string answer;
+  };
+  for (const auto& f : {fault{{"--429-share", "1", "--retry-after", "3"}, "gateway:   transient (429"},
+                        fault{{"--drop-share", "1"}, "gateway:   ambiguous ("}}) {
+    DYNAMIC_SECTION(f.flags[0]) {
+      temp_dir dir;
+      auto redis = start_redis(dir);
+      auto sink = start_sms_sink(dir, f.flags);
+      auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(sink.port) + "/cgi-bin/sendsms");
+      auto r = run_cli(dir, {"send", "--config", config.string(), "--channel", "sms", "--to", "412 34 567", "--member",
+                             "M1", "--category", "transactional", "--text", "Møtet er flyttet."});
+      INFO(r.output);
+      CHECK(r.code == 1);
+      CHECK(r.output.find(f.answer) != std::string::npos);
+      if (f.flags[0] == "--429-share") CHECK(r.output.find("retry after: 3000 ms") != std::string::npos);
+      CHECK(r.output.find("ERROR: AddressSanitizer") == std::string::npos);
+      CHECK(sms_arrivals(dir).empty());
+    }
+  }
+}
