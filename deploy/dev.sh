@@ -2,12 +2,17 @@
 # Set up, build, demo and test budstikke on Debian 12.
 #
 #   deploy/dev.sh demo [--recipients N]   install what is missing, build, send a demo campaign
-#   deploy/dev.sh test [--sanitize] [--long]   install what is missing, build, run every test (ctest)
-#   deploy/dev.sh fuzz [--seconds N]      run the libFuzzer harnesses (clang) N seconds each (default 300)
+#   deploy/dev.sh test [--long]           install what is missing, build, run every test (ctest), fuzz 60 s each
+#   deploy/dev.sh test --sanitize         the same suite built with AddressSanitizer + UBSan (build-sanitize/)
+#   deploy/dev.sh test --tsan             the multi-shard scenarios against a ThreadSanitizer engine (build-tsan/)
+#   deploy/dev.sh fuzz [--seconds N] [--update-corpus]   run the libFuzzer harnesses (clang) N seconds
+#                                         each (default 300); keep what they found in tests/fuzz/corpus
 #   deploy/dev.sh build | deps
 #
-# `test` ends with a short fuzz run (10 s per harness). --long scales the crash and fault scenarios
-# up (more recipients, more kills) and takes several minutes more.
+# `test` ends with a fuzz run (--seconds, default 60 per harness, from tests/fuzz/corpus). --long
+# scales the crash and fault scenarios up (more recipients, more kills) and takes several minutes more.
+# Under --sanitize and --tsan a sanitizer report from any process (a test, the engine, a sink) fails
+# the run: each report is written to a log directory that is checked at the end.
 # --with-postfix also installs Debian's postfix for its smtp-sink/smtp-source test tools. It is
 # opt-in because installing postfix installs a mail server (configured here as "No configuration",
 # so it does not start); without it the tests that need smtp-sink are skipped and say so.
@@ -31,15 +36,19 @@ shift
 RECIPIENTS=20000
 WITH_POSTFIX=0
 SANITIZE=0
+TSAN=0
 FUZZ_SECONDS=
 LONG=0
+UPDATE_CORPUS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --recipients) RECIPIENTS=${2:?--recipients needs a number}; shift 2 ;;
     --with-postfix) WITH_POSTFIX=1; shift ;;
     --sanitize) SANITIZE=1; shift ;;
+    --tsan) TSAN=1; shift ;;
     --seconds) FUZZ_SECONDS=${2:?--seconds needs a number}; shift 2 ;;
     --long) LONG=1; shift ;;
+    --update-corpus) UPDATE_CORPUS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "dev.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -92,14 +101,76 @@ install_deps() {
   if [[ " ${missing[*]} " == *" kannel "* ]]; then as_root update-rc.d kannel disable >/dev/null 2>&1 || true; fi
 }
 
+# The normal tree ($BUILD): everything, tests included.
 build() {
-  local args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
-  if [ "$SANITIZE" -eq 1 ]; then
-    BUILD=${BUDSTIKKE_BUILD_DIR:-$ROOT/build-sanitize}
-    args+=(-DBUDSTIKKE_SANITIZE=ON)
-  fi
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja "${args[@]}" >/dev/null
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$BUILD" -j "$(nproc)"
+}
+
+# A sanitizer tree ($2) with the engine and the unit tests only: the integration tests of the
+# normal tree drive its engine through BUDSTIKKE_BIN, so they are not compiled twice.
+build_sanitized() {
+  local kind=$1 dir=$2 targets=()
+  [ "$kind" = thread ] && targets=(--target budstikke)
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUDSTIKKE_SANITIZE="$kind" \
+    -DBUDSTIKKE_INTEGRATION_TESTS=OFF >/dev/null
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
+}
+
+# Sanitizer reports go to files in $1 (one per process), so that a report from a child process
+# whose output nobody reads (an engine, a sink) still fails the run.
+sanitizer_env() {
+  local dir=$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  export ASAN_OPTIONS="abort_on_error=1:halt_on_error=1:detect_leaks=1:log_path=$dir/asan"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$dir/ubsan"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$dir/tsan"
+}
+
+# Fails when any process wrote a sanitizer report.
+check_sanitizer_reports() {
+  local dir=$1 reports
+  reports=$(find "$dir" -type f -size +0 2>/dev/null | sort)
+  if [ -n "$reports" ]; then
+    echo "dev.sh: sanitizer reports:" >&2
+    for f in $reports; do echo "== $f" >&2; head -60 "$f" >&2; done
+    return 1
+  fi
+  echo "dev.sh: no sanitizer report from any process"
+}
+
+# Every integration scenario (they start the engine and the sinks as child processes).
+INTEGRATION_TESTS='^(e2e|scripts)'
+
+# The multi-shard scenarios (every fixture engine runs two shards) that together exercise each
+# object shared between threads: rate limiters, metrics and the admin server, the SMS gateway's
+# back-off, the stop flag (SIGTERM mid-campaign), pause/resume, /unsubscribe.
+TSAN_SCENARIOS='^e2e (rate limits|admin|sms: 10 % 429|sms: 500s|one-click unsubscribe|pause|SIGTERM|crash|urgent|a 20,000)'
+
+# ASan + UBSan: the unit tests in-process, the integration scenarios against the sanitized engine.
+sanitized_suite() {
+  local dir=${BUDSTIKKE_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize} ok=0
+  build
+  build_sanitized address "$dir"
+  sanitizer_env "$dir/sanitizer-reports"
+  ctest --test-dir "$dir" --output-on-failure -j 2 --timeout 1800 || ok=$?
+  BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
+    -R "$INTEGRATION_TESTS" || ok=$?
+  check_sanitizer_reports "$dir/sanitizer-reports" || ok=1
+  return "$ok"
+}
+
+# TSan: the multi-shard scenarios against an engine built with ThreadSanitizer.
+tsan_suite() {
+  local dir=${BUDSTIKKE_TSAN_BUILD_DIR:-$ROOT/build-tsan} ok=0
+  build
+  build_sanitized thread "$dir"
+  sanitizer_env "$dir/sanitizer-reports"
+  BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
+    -R "$TSAN_SCENARIOS" || ok=$?
+  check_sanitizer_reports "$dir/sanitizer-reports" || ok=1
+  return "$ok"
 }
 
 fuzz() {
@@ -109,6 +180,16 @@ fuzz() {
   cmake --build "$dir" -j "$(nproc)"
   # Each harness prints its executions (stat::number_of_executed_units) at the end.
   ctest --test-dir "$dir" --output-on-failure -j 2
+  if [ "$UPDATE_CORPUS" -eq 1 ]; then
+    # Keeps what the run found in the repository's corpus, minimised (only inputs that add coverage).
+    local h
+    for h in "$dir"/tests/fuzz/fuzz_*; do
+      local name=${h##*/fuzz_} kept="$ROOT/tests/fuzz/corpus/${h##*/fuzz_}"
+      mkdir -p "$kept"
+      "$h" -merge=1 "$kept" "$dir/tests/fuzz/corpus/$name" >/dev/null 2>&1
+      echo "dev.sh: tests/fuzz/corpus/$name: $(find "$kept" -type f | wc -l) inputs"
+    done
+  fi
 }
 
 free_port() {
@@ -180,12 +261,14 @@ case "$cmd" in
   build) install_deps; build ;;
   test)
     install_deps
-    build
     [ -x /usr/sbin/smtp-sink ] || echo "dev.sh: /usr/sbin/smtp-sink is missing (deploy/dev.sh test --with-postfix installs it); tests that need it are skipped"
     if [ "$LONG" -eq 1 ]; then export BUDSTIKKE_LONG_TESTS=1; fi
     if command -v npm >/dev/null; then (cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --loglevel=error) || echo "dev.sh: npm ci failed; the Node example's test is skipped"; else echo "dev.sh: npm is missing; the Node example's test is skipped"; fi
+    if [ "$TSAN" -eq 1 ]; then tsan_suite; exit $?; fi
+    if [ "$SANITIZE" -eq 1 ]; then sanitized_suite; exit $?; fi  # the fuzz harnesses use ASan + UBSan already
+    build
     ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800
-    fuzz "${FUZZ_SECONDS:-10}"
+    fuzz "${FUZZ_SECONDS:-60}"
     ;;
   fuzz) install_deps; fuzz "${FUZZ_SECONDS:-300}" ;;
   demo) install_deps; build; demo ;;
