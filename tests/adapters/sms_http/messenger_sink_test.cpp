@@ -287,15 +287,17 @@ TEST_CASE("sms messenger: close after the last answer closes every connection") 
 
 // The owner may destroy the messenger the moment async_wait_closed() completes (budstikke send
 // and a stopping shard do): nothing of it may still be queued. Under AddressSanitizer a handler
-// left behind (a posted pump, a pause's resume timer) is a use-after-free here.
+// left behind (the pump that close() posts, a pause's resume timer) is a use-after-free here.
 TEST_CASE("sms messenger: destroyed as soon as it is closed, after an answer, a 429 pause or a drop") {
   struct fault {
     const char* name;
     double throttle_share, drop_share;
     outcome expected;
+    std::size_t pushed_after;  // deliveries pushed after the answers, before close()
   };
-  for (auto f : {fault{"accepted", 0, 0, outcome::accepted}, fault{"429 with Retry-After", 1, 0, outcome::transient},
-                 fault{"connection dropped", 0, 1, outcome::ambiguous}}) {
+  for (auto f : {fault{"closed after the last answer", 0, 0, outcome::accepted, 0},
+                 fault{"closed during a 429 pause, with deliveries waiting", 1, 0, outcome::transient, 2},
+                 fault{"closed after a dropped connection", 0, 1, outcome::ambiguous, 0}}) {
     DYNAMIC_SECTION(f.name) {
       boost::asio::io_context io;
       sink::sms_sink_options so;
@@ -307,20 +309,26 @@ TEST_CASE("sms messenger: destroyed as soon as it is closed, after an answer, a 
       auto ds = make_sms(3);
       send_all(io, *m, l, ds);
       CHECK(ds[0].result == f.expected);
-      // Pushed after the answer, as `send` does with its one message: during a 429's pause these wait.
-      auto more = make_sms(2);
+      auto more = make_sms(f.pushed_after);
       for (auto& d : more) m->push(d);
-      m->close();
+      // As `send` does: close, wait, destroy, in one coroutine. With nothing outstanding the
+      // wait completes at once, while the pump that close() posted is still queued.
       bool closed = false;
-      boost::asio::co_spawn(io, m->async_wait_closed(), [&](std::exception_ptr e) {
-        CHECK_FALSE(e);
-        closed = true;
-        m.reset();  // at once, from inside the completion
-      });
+      boost::asio::co_spawn(
+          io,
+          [&]() -> boost::asio::awaitable<void> {
+            m->close();
+            co_await m->async_wait_closed();
+            m.reset();
+          },
+          [&](std::exception_ptr e) {
+            CHECK_FALSE(e);
+            closed = true;
+          });
       auto deadline = std::chrono::steady_clock::now() + 10s;
       while (!closed && std::chrono::steady_clock::now() < deadline) io.run_one_for(100ms);
       REQUIRE(closed);
-      CHECK(l.delivered == 5);
+      CHECK(l.delivered == 3 + f.pushed_after);
       io.run_for(300ms);  // whatever the messenger left queued would run now
     }
   }
