@@ -145,8 +145,10 @@ INTEGRATION_TESTS='^(e2e|scripts)'
 
 # The multi-shard scenarios (every fixture engine runs two shards) that together exercise each
 # object shared between threads: rate limiters, metrics and the admin server, the SMS gateway's
-# back-off, the stop flag (SIGTERM mid-campaign), pause/resume, /unsubscribe.
-TSAN_SCENARIOS='^e2e (rate limits|admin|sms: 10 % 429|sms: 500s|one-click unsubscribe|pause|SIGTERM|crash|urgent|a 20,000)'
+# back-off, the stop flag (SIGTERM mid-campaign), pause/resume, /unsubscribe. Scenarios whose
+# assertions are about timing (a domain's or tenant's share of a second) are left out: an engine
+# under ThreadSanitizer runs several times slower and bunches its sends.
+TSAN_SCENARIOS='^e2e.*(admin port|20,000 recipients|SIGTERM|kill -9|sms: 10 %|sms: 500s|retry sms|pause stops|one-click unsubscribe|urgent|global limit|SMS gateway limit)'
 
 # ASan + UBSan: the unit tests in-process, the integration scenarios against the sanitized engine.
 sanitized_suite() {
@@ -154,6 +156,7 @@ sanitized_suite() {
   build
   build_sanitized address "$dir"
   sanitizer_env "$dir/sanitizer-reports"
+  export BUDSTIKKE_SANITIZED=address
   ctest --test-dir "$dir" --output-on-failure -j 2 --timeout 1800 || ok=$?
   BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
     -R "$INTEGRATION_TESTS" || ok=$?
@@ -167,6 +170,7 @@ tsan_suite() {
   build
   build_sanitized thread "$dir"
   sanitizer_env "$dir/sanitizer-reports"
+  export BUDSTIKKE_SANITIZED=thread
   BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
     -R "$TSAN_SCENARIOS" || ok=$?
   check_sanitizer_reports "$dir/sanitizer-reports" || ok=1
