@@ -22,14 +22,16 @@
 #include "adapters/smtp/messenger.hpp"
 #include "engine/event.hpp"
 #include "engine/limits.hpp"
-#include "engine/log.hpp"
+#include "support/log.hpp"
 #include "engine/metrics.hpp"
+#include "engine/quiet_hours.hpp"
 #include "engine/renderer.hpp"
 #include "engine/retry.hpp"
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
 #include "queue/rate_limit.hpp"
 #include "templates/address.hpp"
+#include "support/rfc3339.hpp"
 
 namespace budstikke::engine {
 namespace asio = boost::asio;
@@ -718,7 +720,7 @@ class shard::impl final : public adapters::delivery_listener {
   limit_group* group_for(const slot& s) {
     const campaign_rt& c = *s.campaign;
     const int channel = limits_.channel(c.def.kind);
-    const int domain = c.def.kind == queue::channel::email ? limits_.domain(address_domain(s.d.envelope_to)) : -1;
+    const int domain = c.def.kind == queue::channel::email ? limits_.domain(templates::address_domain(s.d.envelope_to)) : -1;
     const int key[4] = {limits_.global(), channel, c.tenant_bucket, domain};
     if (key[0] < 0 && key[1] < 0 && key[2] < 0 && key[3] < 0) return nullptr;
     auto [it, fresh] = groups_.try_emplace({key[0], key[1], key[2], key[3]});
@@ -841,7 +843,7 @@ class shard::impl final : public adapters::delivery_listener {
       hold_back(c);
       if (index_ == 0)
         log::info("campaign waits for quiet hours", {{"campaign", c.def.id}, {"channel", queue::to_string(c.def.kind)},
-                                                     {"category", c.def.category}, {"until", rfc3339(q.until)}});
+                                                     {"category", c.def.category}, {"until", support::rfc3339(q.until)}});
     } else {
       c.exhausted = false;
       pull_wake_.notify();
@@ -860,14 +862,6 @@ class shard::impl final : public adapters::delivery_listener {
       next = std::min(next, c->quiet_change);
     }
     return next;
-  }
-
-  static std::string rfc3339(sys_ms t) {
-    auto secs = std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
-    std::tm tm{};
-    ::gmtime_r(&secs, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                       tm.tm_min, tm.tm_sec);
   }
 
   // ---- metrics ----
@@ -984,7 +978,7 @@ class shard::impl final : public adapters::delivery_listener {
 
       req.clear();
       batch.clear();
-      now = queue::now_rfc3339();
+      now = support::now_rfc3339();
       for (auto& [id, c] : campaigns_) {
         if (c->to_record.empty()) continue;
         records.clear();
