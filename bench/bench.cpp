@@ -1,4 +1,4 @@
-#include "adapters/sink/throwaway_cert.hpp"
+#include "testpeers/throwaway_cert.hpp"
 #include "bench/bench.hpp"
 #include "bench/timeline.hpp"
 
@@ -20,6 +20,7 @@
 #include "queue/consent.hpp"
 #include "support/run_sync.hpp"
 #include "support/process.hpp"
+#include "support/rfc3339.hpp"
 
 namespace budstikke::bench {
 namespace asio = boost::asio;
@@ -186,9 +187,9 @@ int run_bench(const bench_options& opt) {
                                     "--drop-after-dot-share", fmt::format("{}", opt.drop_after_dot_share),
                                     "--reply-delay-ms", std::to_string(opt.reply_delay_ms)};
       if (opt.tls) {
-        auto ca = adapters::sink::make_test_ca("budstikke bench CA");
+        auto ca = testpeers::make_test_ca("budstikke bench CA");
         std::ofstream(work / "ca.pem", std::ios::binary) << ca.cert;
-        adapters::sink::write_pem_files(adapters::sink::make_test_certificate({}, &ca), work / "sink.crt",
+        testpeers::write_pem_files(testpeers::make_test_certificate({}, &ca), work / "sink.crt",
                                         work / "sink.key");
         argv.insert(argv.end(), {"--tls-cert", (work / "sink.crt").string(), "--tls-key", (work / "sink.key").string()});
         sink_name += " STARTTLS";
@@ -213,7 +214,7 @@ int run_bench(const bench_options& opt) {
     def.priority = 5;
     def.from_address = "nyheter@forbundet.example";
     def.from_name = "Forbundet Øst";
-    def.created_at = queue::now_rfc3339();
+    def.created_at = support::now_rfc3339();
     def.templates = {{"subject", subject_template}, {"text", text_template}, {"html", html_template}};
     if (opt.channel == "sms") {
       def.kind = queue::channel::sms;
@@ -224,7 +225,7 @@ int run_bench(const bench_options& opt) {
       // What a portal records when members subscribe, before the campaign exists.
       queue::request grants;
       std::vector<queue::reply_ptr> replies;
-      auto grant = queue::format_consent(true, queue::now_rfc3339(), "bench");
+      auto grant = queue::format_consent(true, support::now_rfc3339(), "bench");
       auto field = queue::consent_field(def.kind, def.category);
       for (std::uint64_t i = 0; i < opt.recipients; ++i) {
         grants.command("HSET", queue::consent_key(queue::keys(), fmt::format("M{:07}", i)), field, grant);

@@ -6,7 +6,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "engine/admin_http.hpp"
+#include "testpeers/http_client.hpp"
 #include "support/process.hpp"
 
 namespace budstikke::bench {
@@ -27,7 +27,7 @@ double sum_of(const std::string& exposition, const std::string& family) {
 }
 
 void timeline::sample() {
-  auto r = engine::http_get({"127.0.0.1", port_}, "/metrics", std::chrono::milliseconds(400));
+  auto r = testpeers::http_get({"127.0.0.1", port_}, "/metrics", std::chrono::milliseconds(400));
   if (!r || r->status != 200) return;
   auto now = std::chrono::steady_clock::now();
   if (!start_) start_ = now;

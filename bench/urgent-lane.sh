@@ -4,7 +4,7 @@
 # SMS campaign took from its enqueue to done, and how far the newsletter got meanwhile.
 # Usage: bench/urgent-lane.sh [BUDSTIKKE] [N]      (needs redis-server and /usr/sbin/smtp-sink)
 set -euo pipefail
-B=${1:-build/engine/budstikke}
+B=${1:-build/budstikke}
 N=${2:-900000}
 [ -x /usr/sbin/smtp-sink ] || { echo "needs /usr/sbin/smtp-sink (deploy/dev.sh deps --with-postfix)" >&2; exit 2; }
 work=$(mktemp -d)

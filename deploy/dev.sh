@@ -158,7 +158,7 @@ sanitized_suite() {
   sanitizer_env "$dir/sanitizer-reports"
   export BUDSTIKKE_SANITIZED=address
   ctest --test-dir "$dir" --output-on-failure -j 2 --timeout 1800 || ok=$?
-  BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
+  BUDSTIKKE_BIN="$dir/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
     -R "$INTEGRATION_TESTS" || ok=$?
   check_sanitizer_reports "$dir/sanitizer-reports" || ok=1
   return "$ok"
@@ -171,7 +171,7 @@ tsan_suite() {
   build_sanitized thread "$dir"
   sanitizer_env "$dir/sanitizer-reports"
   export BUDSTIKKE_SANITIZED=thread
-  BUDSTIKKE_BIN="$dir/engine/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
+  BUDSTIKKE_BIN="$dir/budstikke" ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800 \
     -R "$TSAN_SCENARIOS" || ok=$?
   check_sanitizer_reports "$dir/sanitizer-reports" || ok=1
   return "$ok"
@@ -214,7 +214,7 @@ wait_port() {
 }
 
 demo() {
-  local bin="$BUILD/engine/budstikke" work pids=()
+  local bin="$BUILD/budstikke" work pids=()
   work=$(mktemp -d /tmp/budstikke-demo-XXXXXX)
   cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
   trap cleanup EXIT

@@ -1,5 +1,5 @@
-// A wake-up signal between coroutines of one shard (single-threaded): notify() before wait()
-// is not lost.
+// A wake-up signal between coroutines of one shard (single-threaded): notify() before wait() is
+// not lost, and notifying an event that is already set costs nothing.
 #pragma once
 
 #include <chrono>
@@ -16,6 +16,7 @@ class event {
   explicit event(boost::asio::any_io_executor ex) : timer_(ex) {}
 
   void notify() {
+    if (set_) return;
     set_ = true;
     timer_.cancel();
   }
@@ -31,7 +32,14 @@ class event {
     co_return was_set;
   }
 
-  boost::asio::awaitable<void> wait() { co_await wait_for(std::chrono::hours(24 * 365)); }
+  // Returns when notified (or when the waiting coroutine is cancelled).
+  boost::asio::awaitable<void> wait() {
+    if (!set_) {
+      timer_.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    set_ = false;
+  }
 
  private:
   boost::asio::steady_timer timer_;

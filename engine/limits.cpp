@@ -38,9 +38,4 @@ int limit_plan::domain(std::string_view domain) const {
   return -1;
 }
 
-std::string_view address_domain(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
-}
-
 }  // namespace budstikke::engine

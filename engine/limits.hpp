@@ -11,29 +11,12 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "engine/metrics.hpp"
 #include "queue/rate_limit.hpp"
 #include "queue/schema.hpp"
 
 namespace budstikke::engine {
-
-inline constexpr double max_rate = 1e6;  // tokens per second, every rate's upper bound
-
-struct limits_config {
-  std::optional<double> global;  // messages per second, every channel together
-  std::optional<double> email;   // the SMTP adapter (all relays together)
-  std::optional<double> sms;     // the SMS gateway
-  // Recipient domain (ASCII, IDN in xn-- form, lower case) -> rate. A domain also covers its
-  // subdomains; the longest configured match wins.
-  std::map<std::string, double, std::less<>> domains;
-  std::map<std::string, double, std::less<>> tenants;  // campaign tenant -> rate
-  // How far ahead of the steady pace a bucket lets tokens go (its GCRA tolerance): a bucket of
-  // rate r lets through at most r * burst extra at once, so any 1-second window sees at most
-  // r + r * burst messages.
-  std::chrono::milliseconds burst{20};
-
-  bool any() const { return global || email || sms || !domains.empty() || !tenants.empty(); }
-};
 
 // The buckets a configuration defines, and which of them a message must pass.
 class limit_plan {
@@ -61,7 +44,5 @@ class limit_plan {
   std::map<std::string, int, std::less<>> tenants_, domains_;
 };
 
-// The domain of an envelope address (after the last '@'), empty when there is none.
-std::string_view address_domain(std::string_view address);
 
 }  // namespace budstikke::engine

@@ -69,11 +69,6 @@ quiet_state rule_at(const quiet_rule& r, sys_ms now) {
 
 }  // namespace
 
-bool quiet_rule::applies(queue::channel ch, std::string_view category) const {
-  if (ch != channel) return false;
-  return categories.empty() || std::find(categories.begin(), categories.end(), category) != categories.end();
-}
-
 quiet_state quiet_hours_at(const std::vector<quiet_rule>& rules, queue::channel ch, std::string_view category,
                            sys_ms now) {
   quiet_state result;
@@ -99,29 +94,6 @@ quiet_state quiet_hours_at(const std::vector<quiet_rule>& rules, queue::channel 
   }
   result.until = t;
   return result;
-}
-
-std::optional<int> parse_time_of_day(std::string_view s) {
-  auto two = [&](std::size_t at) -> int {
-    if (at + 2 > s.size() || s[at] < '0' || s[at] > '9' || s[at + 1] < '0' || s[at + 1] > '9') return -1;
-    return (s[at] - '0') * 10 + (s[at + 1] - '0');
-  };
-  if (s.size() != 5 && s.size() != 8) return std::nullopt;
-  int h = two(0), m = two(3), sec = s.size() == 8 ? two(6) : 0;
-  if (s[2] != ':' || (s.size() == 8 && s[5] != ':')) return std::nullopt;
-  if (h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec > 59) return std::nullopt;
-  return h * 3600 + m * 60 + sec;
-}
-
-bool known_time_zone(std::string_view id) {
-  if (id.empty() || id.size() > 100) return false;
-  auto u = utf16(id);
-  UChar canonical[128];
-  UBool system = false;
-  UErrorCode status = U_ZERO_ERROR;
-  ucal_getCanonicalTimeZoneID(reinterpret_cast<const UChar*>(u.data()), static_cast<int32_t>(u.size()), canonical,
-                              128, &system, &status);
-  return U_SUCCESS(status) && system;
 }
 
 }  // namespace budstikke::engine

@@ -9,21 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "queue/schema.hpp"
 
 namespace budstikke::engine {
 
 using sys_ms = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
-
-struct quiet_rule {
-  queue::channel channel = queue::channel::sms;
-  std::vector<std::string> categories;  // empty: every category
-  int from = 0;                         // seconds after local midnight, inclusive
-  int to = 0;                           // exclusive; to < from: the window crosses midnight
-  std::string timezone = "UTC";         // an IANA zone id, e.g. Europe/Oslo
-
-  bool applies(queue::channel ch, std::string_view category) const;
-};
 
 struct quiet_state {
   bool quiet = false;
@@ -37,10 +28,5 @@ struct quiet_state {
 // first valid time after the gap; one in a repeated hour as its first occurrence.
 quiet_state quiet_hours_at(const std::vector<quiet_rule>& rules, queue::channel ch, std::string_view category,
                            sys_ms now);
-
-// "HH:MM" or "HH:MM:SS" (00:00:00..23:59:59) -> seconds after midnight.
-std::optional<int> parse_time_of_day(std::string_view s);
-// True for a time zone id ICU knows (an IANA id such as "Europe/Oslo", or "UTC").
-bool known_time_zone(std::string_view id);
 
 }  // namespace budstikke::engine

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "adapters/delivery.hpp"
-#include "engine/config.hpp"
+#include "config/config.hpp"
 #include "queue/schema.hpp"
 #include "templates/mustache.hpp"
 #include "templates/sms.hpp"

@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/config.hpp"
+#include "config/config.hpp"
 
 namespace budstikke::engine {
 

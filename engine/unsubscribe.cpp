@@ -1,16 +1,13 @@
 #include "engine/unsubscribe.hpp"
 
-#include <iostream>
-
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
-#include "engine/commands.hpp"
-#include "engine/log.hpp"
+#include "support/log.hpp"
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
-#include "support/run_sync.hpp"
 #include "templates/unsubscribe.hpp"
+#include "support/rfc3339.hpp"
 
 namespace budstikke::engine {
 namespace asio = boost::asio;
@@ -41,7 +38,7 @@ asio::awaitable<withdrawal_result> apply_withdrawal(queue::connection& conn, con
   auto field = w.category == "*" ? queue::channel_wide_consent_field(*ch) : queue::consent_field(*ch, w.category);
   queue::request req;
   req.command("EVAL", queue::withdraw_consent_script, 1, queue::consent_key(keys, w.member), field,
-              queue::format_consent(false, queue::now_rfc3339(), w.source));
+              queue::format_consent(false, support::now_rfc3339(), w.source));
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
     result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
@@ -92,35 +89,6 @@ asio::awaitable<withdrawal_result> apply_unsubscribe_token(queue::connection& co
   withdrawal w{fields->member, fields->channel, std::string(queue::as_string(replies[0].get())),
                fmt::format("{} (campaign {})", source, fields->campaign)};
   co_return co_await apply_withdrawal(conn, cfg, std::move(w));
-}
-
-int consent_withdraw_command(const config& cfg, const consent_withdraw_options& opt) {
-  const bool by_token = !opt.token.empty();
-  if (by_token == !(opt.member.empty() && opt.channel.empty() && opt.category.empty())) {
-    std::cerr << "error: give either --token, or --member, --channel and --category\n";
-    return exit_usage;
-  }
-  auto result = support::run_sync([&]() -> asio::awaitable<withdrawal_result> {
-    queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
-    if (by_token) co_return co_await apply_unsubscribe_token(conn, cfg, opt.token, opt.source);
-    // A named object: GCC 12 destroys a temporary aggregate in a co_await expression twice.
-    withdrawal w{opt.member, opt.channel, opt.category, opt.source};
-    co_return co_await apply_withdrawal(conn, cfg, std::move(w));
-  }());
-  switch (result.status) {
-    case withdrawal_status::withdrawn:
-    case withdrawal_status::already:
-      std::cout << fmt::format("member {}: {} consent for {} {}\n", result.what.member, result.what.channel,
-                               result.what.category == "*" ? "every category" : result.what.category,
-                               result.status == withdrawal_status::withdrawn ? "withdrawn" : "was already withdrawn");
-      return exit_ok;
-    case withdrawal_status::redis_error:
-      std::cerr << "error: " << result.detail << "\n";
-      return exit_runtime;
-    default:
-      std::cerr << fmt::format("error: {}: {}\n", to_string(result.status), result.detail);
-      return exit_usage;
-  }
 }
 
 }  // namespace budstikke::engine

@@ -1,6 +1,6 @@
 // Applying a withdrawal of consent: from a signed unsubscribe token (the List-Unsubscribe link
-// of an e-mail) or named directly. Both `budstikke consent withdraw` and the admin port's
-// `POST /unsubscribe` come here. Idempotent: a second application changes nothing.
+// of an e-mail) or named directly. Both `budstikke consent withdraw` (cli/consent.hpp) and the
+// admin port's `POST /unsubscribe` come here. Idempotent: a second application changes nothing.
 #pragma once
 
 #include <string>
@@ -8,7 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "engine/config.hpp"
+#include "config/config.hpp"
 #include "queue/redis.hpp"
 
 namespace budstikke::engine {
@@ -44,14 +44,5 @@ boost::asio::awaitable<withdrawal_result> apply_unsubscribe_token(queue::connect
                                                                   std::string_view token, std::string_view source);
 
 std::string_view to_string(withdrawal_status s);
-
-struct consent_withdraw_options {
-  std::string token;
-  std::string member, channel, category;  // instead of a token
-  std::string source = "budstikke consent withdraw";
-};
-// `budstikke consent withdraw`: exit 0 when withdrawn now or before, 2 for a bad token or
-// unknown campaign, 1 when Redis cannot be reached.
-int consent_withdraw_command(const config& cfg, const consent_withdraw_options& opt);
 
 }  // namespace budstikke::engine

@@ -120,6 +120,5 @@ void append_record_outcomes(request& req, const keys& k, std::string_view campai
 // Builds the EVAL that moves up to `limit` due retries of one campaign back into its stream.
 void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit);
 
-std::string now_rfc3339();
 
 }  // namespace budstikke::queue

@@ -131,4 +131,9 @@ std::optional<std::string_view> prepare_email_address(std::string_view address, 
   return std::nullopt;
 }
 
+std::string_view address_domain(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
+}
+
 }  // namespace budstikke::templates

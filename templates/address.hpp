@@ -20,4 +20,7 @@ std::optional<std::string_view> email_address_problem(std::string_view address);
 std::optional<std::string_view> prepare_email_address(std::string_view address, std::string& out,
                                                       bool& needs_smtputf8);
 
+// The domain of an envelope address (after the last '@'), empty when there is none.
+std::string_view address_domain(std::string_view address);
+
 }  // namespace budstikke::templates

@@ -40,8 +40,8 @@ queue::campaign_definition newsletter() {
   return def;
 }
 
-engine::config bench_config() {
-  engine::config cfg;
+config bench_config() {
+  config cfg;
   cfg.email.unsubscribe_url = "https://min.forbundet.example/avmeld?t={token}";
   cfg.email.unsubscribe_secret = "a-secret-of-enough-bytes-for-hmac";
   return cfg;
@@ -76,7 +76,7 @@ void sms_two_segments_render_and_analyse(benchmark::State& state) {
                     "og pensjonen er sikret. Stem over resultatet på Min side innen {{date}}. «Svar JA» – eller "
                     "les mer på forbundet.example/tariff. Hilsen {{branch}}\n"}};
   std::string error;
-  auto r = engine::campaign_renderer::compile(def, engine::config{}, error);
+  auto r = engine::campaign_renderer::compile(def, config{}, error);
   if (!r) {
     state.SkipWithError(error.c_str());
     return;

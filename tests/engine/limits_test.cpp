@@ -5,10 +5,12 @@
 
 #include <catch2/catch.hpp>
 
-#include "engine/config.hpp"
-#include "tests/engine/yaml_files.hpp"
+#include "config/config.hpp"
+#include "tests/support/yaml_files.hpp"
 #include "engine/limits.hpp"
+#include "templates/address.hpp"
 
+using namespace budstikke;
 using namespace budstikke::engine;
 namespace fs = std::filesystem;
 
@@ -62,7 +64,7 @@ TEST_CASE("limits: which buckets a message passes") {
   CHECK(plan.tenant("vest") == -1);
 
   auto domain_key = [&](std::string_view address) -> std::string {
-    int b = plan.domain(address_domain(address));
+    int b = plan.domain(budstikke::templates::address_domain(address));
     return b < 0 ? "-" : plan.at(b).spec.key;
   };
   CHECK(domain_key("kari@gmail.com") == "bs:{rate}:domain:gmail.com");

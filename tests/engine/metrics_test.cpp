@@ -4,14 +4,8 @@
 #include <sstream>
 #include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
-#include "engine/admin_http.hpp"
 #include "engine/metrics.hpp"
 
 using namespace budstikke::engine;
@@ -28,23 +22,6 @@ std::optional<double> sample(const std::string& text, const std::string& series)
     pos += series.size();
   }
   return std::nullopt;
-}
-
-// Writes `request` as is and returns everything the server sends until it closes.
-std::string raw_exchange(std::uint16_t port, const std::string& request) {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::socket s(ioc);
-  s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-  boost::system::error_code ec;
-  boost::asio::write(s, boost::asio::buffer(request), ec);
-  std::string reply;
-  char buf[4096];
-  for (;;) {
-    auto n = s.read_some(boost::asio::buffer(buf), ec);
-    reply.append(buf, n);
-    if (ec) break;
-  }
-  return reply;
 }
 
 }  // namespace
@@ -195,54 +172,4 @@ TEST_CASE("metrics: campaign series and tenant names are bounded") {
   while ((pos = text.find("\nbudstikke_campaign_messages_total{", pos)) != std::string::npos) ++campaign_lines, ++pos;
   CHECK(campaign_lines == 3 * 4);  // three campaigns, four outcomes each
   CHECK(sample(text, R"(budstikke_messages_total{tenant="_other",channel="email",adapter="smtp",outcome="failed"})") == 8);
-}
-
-TEST_CASE("admin http: host:port parsing") {
-  auto a = parse_host_port("127.0.0.1:9464");
-  REQUIRE(a);
-  CHECK(a->host == "127.0.0.1");
-  CHECK(a->port == 9464);
-  auto b = parse_host_port("[::1]:0");
-  REQUIRE(b);
-  CHECK(b->host == "::1");
-  CHECK_FALSE(parse_host_port("9464"));
-  CHECK_FALSE(parse_host_port("::1:9464"));
-  CHECK_FALSE(parse_host_port("host:70000"));
-  CHECK_FALSE(parse_host_port("host:"));
-}
-
-TEST_CASE("admin http: /metrics, /healthz, /readyz, 404 and 405") {
-  metrics::registry reg;
-  reg.expect_shards(1);
-  admin_server server({"127.0.0.1", 0}, reg);
-  host_port at{"127.0.0.1", server.port()};
-  const auto t = std::chrono::seconds(5);
-
-  auto health = http_get(at, "/healthz", t);
-  REQUIRE(health);
-  CHECK(health->status == 200);
-  auto ready = http_get(at, "/readyz", t);
-  REQUIRE(ready);
-  CHECK(ready->status == 503);
-  reg.shard(0).ready = true;
-  ready = http_get(at, "/readyz", t);
-  REQUIRE(ready);
-  CHECK(ready->status == 200);
-  auto m = http_get(at, "/metrics", t);
-  REQUIRE(m);
-  CHECK(m->status == 200);
-  CHECK(m->content_type.find("version=0.0.4") != std::string::npos);
-  CHECK(m->body.find("# TYPE budstikke_messages_total counter") != std::string::npos);
-  auto missing = http_get(at, "/", t);
-  REQUIRE(missing);
-  CHECK(missing->status == 404);
-
-  auto post = raw_exchange(server.port(), "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  CHECK(post.rfind("HTTP/1.1 405", 0) == 0);
-  CHECK(post.find("Allow: GET") != std::string::npos);
-  // Headers beyond the bound: no answer, the connection is closed.
-  auto huge = raw_exchange(server.port(), "GET /metrics HTTP/1.1\r\nX-Pad: " + std::string(20000, 'a') + "\r\n\r\n");
-  CHECK(huge.empty());
-  // Still serving.
-  CHECK(http_get(at, "/healthz", t));
 }

@@ -2,8 +2,10 @@
 // Oslo's offsets, the DST nights of 2026, windows inside a day and across midnight, overlaps.
 #include <catch2/catch.hpp>
 
+#include "config/load.hpp"
 #include "engine/quiet_hours.hpp"
 
+using namespace budstikke;
 using namespace budstikke::engine;
 using budstikke::queue::channel;
 using namespace std::chrono;

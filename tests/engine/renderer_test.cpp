@@ -14,8 +14,8 @@ namespace {
 
 constexpr std::string_view secret = "a-secret-of-enough-bytes";
 
-engine::config unsubscribe_config() {
-  engine::config cfg;
+config unsubscribe_config() {
+  config cfg;
   cfg.email.unsubscribe_url = "https://min.forbundet.example/avmeld?t={token}";
   cfg.email.unsubscribe_mailto = "mailto:avmelding@forbundet.example?subject={token}";
   cfg.email.unsubscribe_secret = std::string(secret);
@@ -34,7 +34,7 @@ queue::campaign_definition newsletter(std::string category = "newsletter") {
   return def;
 }
 
-std::unique_ptr<campaign_renderer> compile(const queue::campaign_definition& def, const engine::config& cfg) {
+std::unique_ptr<campaign_renderer> compile(const queue::campaign_definition& def, const config& cfg) {
   std::string error;
   auto r = campaign_renderer::compile(def, cfg, error);
   INFO(error);
@@ -130,7 +130,7 @@ TEST_CASE("renderer: other categories, or no URL, get no List-Unsubscribe") {
 }
 
 TEST_CASE("renderer: IDN recipients go out in xn-- form, UTF-8 local parts need SMTPUTF8") {
-  engine::config cfg;
+  config cfg;
   auto r = compile(newsletter(), cfg);
   adapters::delivery d;
   REQUIRE_FALSE(r->prepare_email("1-0", "kari@blåbær.no", "M1", "{}", d));
@@ -151,7 +151,7 @@ TEST_CASE("renderer: IDN recipients go out in xn-- form, UTF-8 local parts need 
 }
 
 TEST_CASE("renderer: SMS text, encoding, segments and the segment limit") {
-  engine::config cfg;
+  config cfg;
   cfg.sms.max_segments = 2;
   queue::campaign_definition def;
   def.id = "sms-1";
@@ -186,7 +186,7 @@ TEST_CASE("renderer: SMS text, encoding, segments and the segment limit") {
 }
 
 TEST_CASE("renderer: the missing-variable handler sees what the data lacks") {
-  engine::config cfg;
+  config cfg;
   auto r = compile(newsletter(), cfg);
   std::vector<std::string> missing;
   const templates::missing_variable_fn fn = [&](std::string_view name) { missing.emplace_back(name); };

@@ -4,9 +4,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/recipients_file.hpp"
+#include "cli/recipients_file.hpp"
 
-using namespace budstikke::engine;
+using namespace budstikke::cli;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

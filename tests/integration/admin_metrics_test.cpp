@@ -4,12 +4,12 @@
 #include <regex>
 #include <thread>
 
-#include "engine/admin_http.hpp"
+#include "testpeers/http_client.hpp"
 #include "tests/integration/e2e.hpp"
 
 using namespace budstikke::testing;
-using budstikke::engine::host_port;
-using budstikke::engine::http_get;
+using budstikke::support::host_port;
+using budstikke::testpeers::http_get;
 
 namespace {
 

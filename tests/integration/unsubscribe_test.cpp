@@ -6,14 +6,14 @@
 #include <regex>
 #include <thread>
 
-#include "engine/admin_http.hpp"
+#include "testpeers/http_client.hpp"
 #include "queue/consent.hpp"
 #include "templates/unsubscribe.hpp"
 #include "tests/integration/e2e.hpp"
 
 using namespace budstikke::testing;
-using budstikke::engine::host_port;
-using budstikke::engine::http_request;
+using budstikke::support::host_port;
+using budstikke::testpeers::http_request;
 namespace queue = budstikke::queue;
 
 namespace {

@@ -13,10 +13,11 @@
 
 #include <unistd.h>
 
-#include "adapters/sink/sms_sink.hpp"
+#include "testpeers/sms_sink.hpp"
 #include "adapters/sms_http/messenger.hpp"
 #include "support/process.hpp"
 
+using namespace budstikke;
 using namespace budstikke::adapters;
 using namespace std::chrono_literals;
 
@@ -50,7 +51,7 @@ std::vector<delivery> make_sms(std::size_t n, bool ucs2 = false) {
   return ds;
 }
 
-sms_http::gateway_config config_for(const sink::sms_sink& s, sms_http::gateway_kind kind) {
+sms_http::gateway_config config_for(const testpeers::sms_sink& s, sms_http::gateway_kind kind) {
   sms_http::gateway_config c;
   c.kind = kind;
   c.url = "http://127.0.0.1:" + std::to_string(s.port()) + (kind == sms_http::gateway_kind::kannel ? "/cgi-bin/sendsms" : "/v1/sms");
@@ -76,10 +77,10 @@ void send_all(boost::asio::io_context& io, sms_http::sms_messenger& m, listener&
 
 TEST_CASE("sms messenger: Kannel kind over keep-alive connections, every message once") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.username = "budstikke";
   so.password = "hemmelig";
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   cfg.username = "budstikke";
   cfg.password = "hemmelig";
@@ -99,12 +100,12 @@ TEST_CASE("sms messenger: Kannel kind over keep-alive connections, every message
 
 TEST_CASE("sms messenger: Kannel kind with POST (text body, X-Kannel headers)") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.username = "budstikke";
   so.password = "hemmelig";
   so.store = (std::filesystem::temp_directory_path() / ("sms-post-" + std::to_string(::getpid()) + ".jsonl")).string();
   std::filesystem::remove(*so.store);
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   cfg.method = sms_http::http_method::post;
   cfg.username = "budstikke";
@@ -124,10 +125,10 @@ TEST_CASE("sms messenger: Kannel kind with POST (text body, X-Kannel headers)") 
 
 TEST_CASE("sms messenger: wrong Kannel credentials are permanent") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.username = "budstikke";
   so.password = "hemmelig";
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   cfg.username = "budstikke";
   cfg.password = "feil";
@@ -141,10 +142,10 @@ TEST_CASE("sms messenger: wrong Kannel credentials are permanent") {
 
 TEST_CASE("sms messenger: JSON kind with POST, UCS-2 and the provider id in the reply") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
-  so.kind = sink::sms_sink_kind::json;
+  testpeers::sms_sink_options so;
+  so.kind = testpeers::sms_sink_kind::json;
   so.bearer_token = "tok";
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::json);
   cfg.bearer_token = "tok";
   listener l;
@@ -158,10 +159,10 @@ TEST_CASE("sms messenger: JSON kind with POST, UCS-2 and the provider id in the 
 
 TEST_CASE("sms messenger: 429 with Retry-After pauses the gateway, no request during the pause") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.throttle_share = 1.0;
   so.retry_after = 2s;
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   listener l;
   auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
@@ -196,11 +197,11 @@ TEST_CASE("sms messenger: 429 with Retry-After pauses the gateway, no request du
 
 TEST_CASE("sms messenger: what waits during a pause goes out when it ends") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.throttle_share = 0.5;
   so.retry_after = 1s;
   so.seed = 2;
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   listener l;
   auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
@@ -216,11 +217,11 @@ TEST_CASE("sms messenger: what waits during a pause goes out when it ends") {
 
 TEST_CASE("sms messenger: a 500 is transient, a dropped connection after the request ambiguous") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.error_share = 0.3;
   so.drop_share = 0.2;
   so.seed = 5;
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   listener l;
   auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
@@ -239,10 +240,10 @@ TEST_CASE("sms messenger: a 500 is transient, a dropped connection after the req
 
 TEST_CASE("sms messenger: an answer slower than the timeout is ambiguous") {
   boost::asio::io_context io;
-  sink::sms_sink_options so;
+  testpeers::sms_sink_options so;
   so.slow_share = 1.0;
   so.slow_delay = 2s;
-  sink::sms_sink s(io.get_executor(), so);
+  testpeers::sms_sink s(io.get_executor(), so);
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   cfg.request_timeout = 300ms;
   listener l;
@@ -268,7 +269,7 @@ TEST_CASE("sms messenger: a gateway nobody listens on is transient") {
 
 TEST_CASE("sms messenger: close after the last answer closes every connection") {
   boost::asio::io_context io;
-  sink::sms_sink s(io.get_executor(), {});
+  testpeers::sms_sink s(io.get_executor(), {});
   auto cfg = config_for(s, sms_http::gateway_kind::kannel);
   listener l;
   auto m = sms_http::make_sms_messenger(io.get_executor(), cfg, l);
@@ -300,10 +301,10 @@ TEST_CASE("sms messenger: destroyed as soon as it is closed, after an answer, a 
                  fault{"closed after a dropped connection", 0, 1, outcome::ambiguous, 0}}) {
     DYNAMIC_SECTION(f.name) {
       boost::asio::io_context io;
-      sink::sms_sink_options so;
+      testpeers::sms_sink_options so;
       so.throttle_share = f.throttle_share;
       so.drop_share = f.drop_share;
-      sink::sms_sink s(io.get_executor(), so);
+      testpeers::sms_sink s(io.get_executor(), so);
       listener l;
       auto m = sms_http::make_sms_messenger(io.get_executor(), config_for(s, sms_http::gateway_kind::kannel), l);
       auto ds = make_sms(3);

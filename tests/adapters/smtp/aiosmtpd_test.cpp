@@ -6,7 +6,7 @@
 #include <fstream>
 #include <map>
 
-#include "adapters/sink/throwaway_cert.hpp"
+#include "testpeers/throwaway_cert.hpp"
 #include "harness.hpp"
 #include "support/process.hpp"
 
@@ -69,9 +69,9 @@ TEST_CASE("smtp pool to aiosmtpd: STARTTLS and AUTH, stored byte for byte", "[sm
     return;
   }
   auto dir = test::temp_dir("aiosmtpd");
-  auto ca = sink::make_test_ca("budstikke test CA");
+  auto ca = testpeers::make_test_ca("budstikke test CA");
   std::ofstream(dir / "ca.pem", std::ios::binary) << ca.cert;
-  sink::write_pem_files(sink::make_test_certificate({}, &ca), dir / "server.crt", dir / "server.key");
+  testpeers::write_pem_files(testpeers::make_test_certificate({}, &ca), dir / "server.crt", dir / "server.key");
   fs::create_directories(dir / "out");
   std::ofstream(dir / "server.py") << server_script;
   std::uint16_t port = support::free_loopback_port();
@@ -120,9 +120,9 @@ TEST_CASE("smtp pool to aiosmtpd: a wrong password sends no message", "[smtp][po
     return;
   }
   auto dir = test::temp_dir("aiosmtpd");
-  auto ca = sink::make_test_ca("budstikke test CA");
+  auto ca = testpeers::make_test_ca("budstikke test CA");
   std::ofstream(dir / "ca.pem", std::ios::binary) << ca.cert;
-  sink::write_pem_files(sink::make_test_certificate({}, &ca), dir / "server.crt", dir / "server.key");
+  testpeers::write_pem_files(testpeers::make_test_certificate({}, &ca), dir / "server.crt", dir / "server.key");
   fs::create_directories(dir / "out");
   std::ofstream(dir / "server.py") << server_script;
   std::uint16_t port = support::free_loopback_port();

@@ -12,7 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <unistd.h>
 
-#include "adapters/sink/smtp_sink.hpp"
+#include "testpeers/smtp_sink.hpp"
 #include "harness.hpp"
 #include "support/process.hpp"
 
@@ -25,9 +25,9 @@ using test::read_file;
 TEST_CASE("smtp pool to own sink: 2000 messages over 4 connections, stored byte for byte", "[smtp][pool]") {
   boost::asio::io_context io;
   auto dir = test::temp_dir("sink");
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink_options so;
   so.maildir = dir.string();
-  sink::smtp_sink server(io.get_executor(), so);
+  testpeers::smtp_sink server(io.get_executor(), so);
 
   test::counting_listener listener;
   smtp::relay_config cfg;
@@ -74,12 +74,12 @@ TEST_CASE("smtp pool to own sink: 2000 messages over 4 connections, stored byte 
 
 TEST_CASE("smtp pool to own sink with faults: outcomes match what the sink did", "[smtp][pool]") {
   boost::asio::io_context io;
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink_options so;
   so.transient_share = 0.2;
   so.drop_after_dot_share = 0.03;
   so.reject_rcpt_containing = "reject";
   so.seed = 42;
-  sink::smtp_sink server(io.get_executor(), so);
+  testpeers::smtp_sink server(io.get_executor(), so);
 
   test::counting_listener listener;
   smtp::relay_config cfg;
@@ -149,10 +149,10 @@ TEST_CASE("smtp pool: a relay that never greets times out, deliveries come back 
 }
 
 TEST_CASE("smtp sink runner: serves until SIGTERM and reports its counts", "[smtp][sink]") {
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink_options so;
   so.port = support::free_loopback_port();
   int code = -1;
-  std::thread runner([&] { code = sink::run_smtp_sink_until_signal(so); });
+  std::thread runner([&] { code = testpeers::run_smtp_sink_until_signal(so); });
   REQUIRE(support::wait_for_port(so.port, milliseconds(5000)));
 
   boost::asio::io_context io;
@@ -172,17 +172,17 @@ TEST_CASE("smtp sink runner: serves until SIGTERM and reports its counts", "[smt
 
 TEST_CASE("smtp sink: a port already in use is a start-up error", "[smtp][sink]") {
   boost::asio::io_context io;
-  sink::smtp_sink first(io.get_executor(), {});
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink first(io.get_executor(), {});
+  testpeers::smtp_sink_options so;
   so.port = first.port();
-  CHECK_THROWS_AS(sink::smtp_sink(io.get_executor(), so), std::system_error);
+  CHECK_THROWS_AS(testpeers::smtp_sink(io.get_executor(), so), std::system_error);
 }
 
 TEST_CASE("smtp pool: no reply to the final dot within data_timeout is ambiguous", "[smtp][pool]") {
   boost::asio::io_context io;
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink_options so;
   so.reply_delay = milliseconds(300);
-  sink::smtp_sink server(io.get_executor(), so);
+  testpeers::smtp_sink server(io.get_executor(), so);
 
   test::counting_listener listener;
   smtp::relay_config cfg;

@@ -7,8 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "adapters/sink/smtp_sink.hpp"
-#include "adapters/sink/throwaway_cert.hpp"
+#include "testpeers/smtp_sink.hpp"
+#include "testpeers/throwaway_cert.hpp"
 #include "harness.hpp"
 #include "support/process.hpp"
 
@@ -71,7 +71,7 @@ struct relay_421 {
 
 TEST_CASE("smtp relays: deliveries spread by weight", "[smtp][relays]") {
   asio::io_context io;
-  sink::smtp_sink a(io.get_executor(), {}), b(io.get_executor(), {});
+  testpeers::smtp_sink a(io.get_executor(), {}), b(io.get_executor(), {});
   smtp::smtp_config cfg;
   cfg.relays = {relay_on(a.port(), 3), relay_on(b.port(), 1)};
   test::counting_listener listener;
@@ -89,7 +89,7 @@ TEST_CASE("smtp relays: deliveries spread by weight", "[smtp][relays]") {
 
 TEST_CASE("smtp relays: an unreachable relay is drained, its deliveries go elsewhere", "[smtp][relays]") {
   asio::io_context io;
-  sink::smtp_sink b(io.get_executor(), {});
+  testpeers::smtp_sink b(io.get_executor(), {});
   smtp::smtp_config cfg;
   cfg.relays = {relay_on(support::free_loopback_port(), 1), relay_on(b.port(), 1)};
   test::counting_listener listener;
@@ -104,11 +104,11 @@ TEST_CASE("smtp relays: an unreachable relay is drained, its deliveries go elsew
 TEST_CASE("smtp relays: a relay that fails certificate verification gets no MAIL, the other sends", "[smtp][relays][tls]") {
   asio::io_context io;
   auto dir = test::temp_dir("relays-tls");
-  sink::write_pem_files(sink::make_test_certificate({}, nullptr), dir / "s.crt", dir / "s.key");
-  sink::smtp_sink_options untrusted;
+  testpeers::write_pem_files(testpeers::make_test_certificate({}, nullptr), dir / "s.crt", dir / "s.key");
+  testpeers::smtp_sink_options untrusted;
   untrusted.tls_cert_file = (dir / "s.crt").string();
   untrusted.tls_key_file = (dir / "s.key").string();
-  sink::smtp_sink a(io.get_executor(), untrusted), b(io.get_executor(), {});
+  testpeers::smtp_sink a(io.get_executor(), untrusted), b(io.get_executor(), {});
   smtp::smtp_config cfg;
   auto ra = relay_on(a.port(), 5);
   ra.tls = smtp::tls_mode::starttls;
@@ -132,7 +132,7 @@ TEST_CASE("smtp relays: a relay that fails certificate verification gets no MAIL
 TEST_CASE("smtp relays: 421 closes and the delivery is retried elsewhere", "[smtp][relays]") {
   asio::io_context io;
   relay_421 a(io);
-  sink::smtp_sink b(io.get_executor(), {});
+  testpeers::smtp_sink b(io.get_executor(), {});
   smtp::smtp_config cfg;
   cfg.relays = {relay_on(a.port(), 1), relay_on(b.port(), 1)};
   test::counting_listener listener;

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "adapters/sink/smtp_sink.hpp"
+#include "testpeers/smtp_sink.hpp"
 #include "harness.hpp"
 #include "support/process.hpp"
 
@@ -82,7 +82,7 @@ void run_bench(const char* name, std::uint16_t port, std::size_t total) {
 
 TEST_CASE("smtp throughput: pool to own sink (sink on its own thread)", "[.][bench]") {
   boost::asio::io_context sink_io(1);
-  sink::smtp_sink server(sink_io.get_executor(), {});
+  testpeers::smtp_sink server(sink_io.get_executor(), {});
   auto guard = boost::asio::make_work_guard(sink_io);
   std::thread sink_thread([&] { sink_io.run(); });
   run_bench("pool -> own sink", server.port(), bench_messages());

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <map>
 
-#include "adapters/sink/smtp_sink.hpp"
-#include "adapters/sink/throwaway_cert.hpp"
+#include "testpeers/smtp_sink.hpp"
+#include "testpeers/throwaway_cert.hpp"
 #include "harness.hpp"
 
 using namespace budstikke;
@@ -20,7 +20,7 @@ namespace {
 
 struct pki {
   fs::path dir = test::temp_dir("tls");
-  sink::pem_pair ca = sink::make_test_ca("budstikke test CA");
+  testpeers::pem_pair ca = testpeers::make_test_ca("budstikke test CA");
   fs::path ca_file = dir / "ca.pem";
   pki() { std::ofstream(ca_file, std::ios::binary) << ca.cert; }
   ~pki() {
@@ -28,10 +28,10 @@ struct pki {
     fs::remove_all(dir, ec);
   }
   // Writes a server certificate and key; returns the sink options that use them.
-  sink::smtp_sink_options sink_with(const sink::cert_spec& spec, bool self_signed, const std::string& tag) {
-    auto pair = sink::make_test_certificate(spec, self_signed ? nullptr : &ca);
-    sink::write_pem_files(pair, dir / (tag + ".crt"), dir / (tag + ".key"));
-    sink::smtp_sink_options so;
+  testpeers::smtp_sink_options sink_with(const testpeers::cert_spec& spec, bool self_signed, const std::string& tag) {
+    auto pair = testpeers::make_test_certificate(spec, self_signed ? nullptr : &ca);
+    testpeers::write_pem_files(pair, dir / (tag + ".crt"), dir / (tag + ".key"));
+    testpeers::smtp_sink_options so;
     so.tls_cert_file = (dir / (tag + ".crt")).string();
     so.tls_key_file = (dir / (tag + ".key")).string();
     return so;
@@ -56,12 +56,12 @@ struct run_result {
   test::counting_listener listener;
   std::vector<delivery> ds;
   smtp::pool::stats pool_stats{};
-  sink::smtp_sink::stats sink_stats{};
+  testpeers::smtp_sink::stats sink_stats{};
 };
 
-run_result run(sink::smtp_sink_options so, smtp::relay_config cfg, std::size_t n) {
+run_result run(testpeers::smtp_sink_options so, smtp::relay_config cfg, std::size_t n) {
   boost::asio::io_context io;
-  sink::smtp_sink server(io.get_executor(), so);
+  testpeers::smtp_sink server(io.get_executor(), so);
   cfg.port = server.port();
   run_result r;
   smtp::pool pool(io.get_executor(), cfg, r.listener);
@@ -156,7 +156,7 @@ TEST_CASE("smtp tls: self-signed certificate against the system store: no MAIL",
 
 TEST_CASE("smtp tls: certificate for another host name: no AUTH, no MAIL", "[smtp][tls]") {
   pki p;
-  sink::cert_spec spec;
+  testpeers::cert_spec spec;
   spec.common_name = "relay.other.example";
   spec.dns_names = {"relay.other.example"};
   spec.ip_addresses = {};
@@ -173,7 +173,7 @@ TEST_CASE("smtp tls: certificate for another host name: no AUTH, no MAIL", "[smt
 
 TEST_CASE("smtp tls: expired certificate: no AUTH, no MAIL", "[smtp][tls]") {
   pki p;
-  sink::cert_spec spec;
+  testpeers::cert_spec spec;
   spec.valid_from = std::chrono::hours(-48);
   spec.valid_until = std::chrono::hours(-24);
   auto so = p.sink_with(spec, false, "expired");
@@ -188,7 +188,7 @@ TEST_CASE("smtp tls: expired certificate: no AUTH, no MAIL", "[smtp][tls]") {
 
 TEST_CASE("smtp tls: stripped STARTTLS: no AUTH, no MAIL in clear text", "[smtp][tls]") {
   pki p;
-  sink::smtp_sink_options so;  // no certificate: STARTTLS is not offered, AUTH is (loopback)
+  testpeers::smtp_sink_options so;  // no certificate: STARTTLS is not offered, AUTH is (loopback)
   so.auth_user = "union";
   so.auth_password = "pw";
   auto cfg = client_for(0, p);
@@ -228,7 +228,7 @@ TEST_CASE("smtp auth: wrong password is a relay failure, no MAIL", "[smtp][auth]
 }
 
 TEST_CASE("smtp auth: clear text only to a loopback relay when allowed", "[smtp][auth]") {
-  sink::smtp_sink_options so;
+  testpeers::smtp_sink_options so;
   so.auth_user = "union";
   so.auth_password = "pw";
   smtp::relay_config cfg;

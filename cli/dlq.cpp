@@ -1,0 +1,339 @@
+#include "cli/dlq.hpp"
+
+#include <iostream>
+
+#include <boost/asio/this_coro.hpp>
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/command.hpp"
+#include "support/log.hpp"
+#include "queue/campaign_store.hpp"
+#include "support/run_sync.hpp"
+
+namespace budstikke::cli {
+namespace asio = boost::asio;
+using support::run_sync;
+
+namespace {
+
+constexpr std::size_t page = 500;
+
+struct dead_letter {
+  std::string campaign;
+  std::string id;  // in the dead-letter stream
+  std::vector<std::pair<std::string, std::string>> fields;
+
+  std::string_view get(std::string_view name) const {
+    for (const auto& [f, v] : fields)
+      if (f == name) return v;
+    return {};
+  }
+};
+
+// Fields a listing shows; `show` prints every field, the address and data included.
+constexpr std::string_view listed_fields[] = {"entry", "origin", "member", "channel", "attempts", "reason", "reply", "at"};
+
+std::string to_json(const dead_letter& d, bool all_fields) {
+  std::string line = "{\"campaign\":";
+  log::append_json_string(line, d.campaign);
+  line += ",\"id\":";
+  log::append_json_string(line, d.id);
+  for (const auto& [f, v] : d.fields) {
+    if (!all_fields && std::find(std::begin(listed_fields), std::end(listed_fields), f) == std::end(listed_fields))
+      continue;
+    line += ",";
+    log::append_json_string(line, f);
+    line += ":";
+    log::append_json_string(line, v);
+  }
+  line += "}";
+  return line;
+}
+
+// Dead letters of an XRANGE reply, those whose reason contains `reason`.
+void parse_letters(const redisReply* r, const std::string& campaign, std::string_view reason,
+                   std::vector<dead_letter>& out) {
+  out.clear();
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+    dead_letter d;
+    d.campaign = campaign;
+    d.id = std::string(queue::as_string(e->element[0]));
+    const redisReply* f = e->element[1];
+    if (f->type == REDIS_REPLY_ARRAY)
+      for (std::size_t k = 0; k + 1 < f->elements; k += 2)
+        d.fields.emplace_back(queue::as_string(f->element[k]), queue::as_string(f->element[k + 1]));
+    if (!reason.empty() && d.get("reason").find(reason) == std::string_view::npos) continue;
+    out.push_back(std::move(d));
+  }
+}
+
+// One page of a campaign's dead letters after `cursor` ("-" first), filtered by reason.
+asio::awaitable<std::error_code> read_page(queue::connection& conn, const queue::keys& keys, const std::string& campaign,
+                                           std::string& cursor, const std::string& reason,
+                                           std::vector<dead_letter>& out, bool& more, std::string& error) {
+  queue::request req;
+  req.command("XRANGE", keys.dead(campaign), cursor, "+", "COUNT", page);
+  std::vector<queue::reply_ptr> replies;
+  if (auto ec = co_await conn.async_exec(req, replies)) {
+    error = fmt::format("Redis at {}: {}", queue::describe(conn.config()), ec.message());
+    co_return ec;
+  }
+  const redisReply* r = replies[0].get();
+  if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY) {
+    error = fmt::format("reading the dead letters of {}: Redis answered '{}'", campaign, queue::as_string(r));
+    co_return std::make_error_code(std::errc::io_error);
+  }
+  more = r->elements == page;
+  if (r->elements > 0) cursor = "(" + std::string(queue::as_string(r->element[r->elements - 1]->element[0]));
+  parse_letters(r, campaign, reason, out);
+  co_return std::error_code{};
+}
+
+int list(const config& cfg, const dlq_options& opt) {
+  queue::keys keys(cfg.key_prefix);
+  std::string error;
+  std::size_t shown = 0;
+  bool header = false;
+  auto print = [&](const dead_letter& d) {
+    if (opt.json) {
+      std::cout << to_json(d, false) << "\n";
+      return;
+    }
+    if (!header) {
+      std::cout << fmt::format("{:<24} {:<16} {:<12} {:<6} {:>8} {:<24} {}\n", "CAMPAIGN", "ID", "MEMBER", "CHAN",
+                               "ATTEMPTS", "AT", "REASON");
+      header = true;
+    }
+    std::cout << fmt::format("{:<24} {:<16} {:<12} {:<6} {:>8} {:<24} {}\n", d.campaign, d.id, d.get("member"),
+                             d.get("channel"), d.get("attempts"), d.get("at"), d.get("reason"));
+  };
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
+    std::vector<std::string> ids;
+    if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
+      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      co_return ec;
+    }
+    std::vector<dead_letter> letters;
+    for (const auto& id : ids) {
+      std::string cursor = "-";
+      bool more = true;
+      while (more) {
+        if (auto ec = co_await read_page(conn, keys, id, cursor, opt.reason, letters, more, error)) co_return ec;
+        for (const auto& d : letters) {
+          if (opt.limit && shown >= opt.limit) co_return std::error_code{};
+          print(d);
+          ++shown;
+        }
+      }
+    }
+    co_return std::error_code{};
+  }());
+  if (ec) {
+    std::cerr << "error: " << error << "\n";
+    return exit_runtime;
+  }
+  if (!opt.json && shown == 0) std::cout << "no dead letters\n";
+  return exit_ok;
+}
+
+int show(const config& cfg, const dlq_options& opt) {
+  queue::keys keys(cfg.key_prefix);
+  std::string error;
+  std::optional<dead_letter> found;
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
+    const std::string& entry = opt.entries.front();
+    queue::request req;
+    req.command("XRANGE", keys.dead(*opt.campaign), entry, entry);
+    std::vector<queue::reply_ptr> replies;
+    if (auto ec = co_await conn.async_exec(req, replies)) {
+      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      co_return ec;
+    }
+    if (queue::is_error(replies[0].get()) || replies[0]->type != REDIS_REPLY_ARRAY) {
+      error = fmt::format("'{}' is not a dead-letter id: Redis answered '{}'", entry, queue::as_string(replies[0].get()));
+      co_return std::make_error_code(std::errc::invalid_argument);
+    }
+    std::vector<dead_letter> letters;
+    parse_letters(replies[0].get(), *opt.campaign, {}, letters);
+    if (!letters.empty()) found = std::move(letters.front());
+    co_return std::error_code{};
+  }());
+  if (ec) {
+    std::cerr << "error: " << error << "\n";
+    return ec == std::errc::invalid_argument ? exit_usage : exit_runtime;
+  }
+  if (!found) {
+    std::cerr << fmt::format("error: campaign {} has no dead letter {}\n", *opt.campaign, opt.entries.front());
+    return exit_usage;
+  }
+  if (opt.json) {
+    std::cout << to_json(*found, true) << "\n";
+    return exit_ok;
+  }
+  std::cout << fmt::format("campaign: {}\nid: {}\n", found->campaign, found->id);
+  for (const auto& [f, v] : found->fields) std::cout << f << ": " << v << "\n";
+  return exit_ok;
+}
+
+int requeue(const config& cfg, const dlq_options& opt) {
+  queue::keys keys(cfg.key_prefix);
+  const std::string& id = *opt.campaign;
+  std::string error, state;
+  bool usage = false;
+  std::int64_t requeued = 0;
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
+    queue::request req;
+    std::vector<queue::reply_ptr> replies;
+    req.command("HMGET", keys.campaign(id), "id", "state", "priority");
+    if (auto ec = co_await conn.async_exec(req, replies)) {
+      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      co_return ec;
+    }
+    const redisReply* meta = replies[0].get();
+    if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 3 || queue::is_nil(meta->element[0])) {
+      error = fmt::format("campaign '{}' does not exist", id);
+      usage = true;
+      co_return std::make_error_code(std::errc::invalid_argument);
+    }
+    state = std::string(queue::as_string(meta->element[1]));
+    const auto priority = queue::as_integer(meta->element[2]).value_or(5);
+    if (state == "cancelled") {
+      error = fmt::format("campaign {} is cancelled; its dead letters cannot be requeued", id);
+      usage = true;
+      co_return std::make_error_code(std::errc::invalid_argument);
+    }
+
+    // One script per batch: a dead letter is moved (XADD + XDEL + the counts) atomically, and one
+    // already requeued (by a concurrent call) is skipped.
+    auto requeue_batch = [&](const std::vector<std::string>& batch) -> asio::awaitable<std::error_code> {
+      queue::request r;
+      r.begin(3 + 4 + batch.size()).arg("EVAL").arg(queue::requeue_dead_script).arg(4).arg(keys.dead(id))
+          .arg(keys.recipients(id)).arg(keys.counts(id)).arg(keys.campaign(id));
+      for (const auto& b : batch) r.arg(b);
+      std::vector<queue::reply_ptr> out;
+      if (auto ec = co_await conn.async_exec(r, out)) {
+        error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+        co_return ec;
+      }
+      const redisReply* res = out[0].get();
+      if (queue::is_error(res) || res->type != REDIS_REPLY_ARRAY || res->elements != 2) {
+        error = fmt::format("requeueing dead letters of {}: Redis answered '{}'", id, queue::as_string(res));
+        co_return std::make_error_code(std::errc::io_error);
+      }
+      requeued += queue::as_integer(res->element[0]).value_or(0);
+      state = std::string(queue::as_string(res->element[1]));
+      co_return std::error_code{};
+    };
+
+    std::vector<std::string> batch;
+    if (!opt.entries.empty()) {
+      for (std::size_t i = 0; i < opt.entries.size(); i += page) {
+        batch.assign(opt.entries.begin() + static_cast<std::ptrdiff_t>(i),
+                     opt.entries.begin() + static_cast<std::ptrdiff_t>(std::min(opt.entries.size(), i + page)));
+        if (auto ec = co_await requeue_batch(batch)) co_return ec;
+      }
+    } else {
+      std::string cursor = "-";
+      std::vector<dead_letter> letters;
+      bool more = true;
+      while (more) {
+        if (auto ec = co_await read_page(conn, keys, id, cursor, opt.reason, letters, more, error)) co_return ec;
+        if (letters.empty()) continue;
+        batch.clear();
+        for (const auto& d : letters) batch.push_back(d.id);
+        if (auto ec = co_await requeue_batch(batch)) co_return ec;
+      }
+    }
+    // A finished campaign left the registry; it must be back there for an engine to serve it. The
+    // registry is a global key, so this is a separate command (cluster: another slot); repeating
+    // the requeue repeats it.
+    if (state == "active" || state == "paused") {
+      req.clear();
+      req.command("ZADD", keys.registry(), priority, id);
+      if (auto ec = co_await conn.async_exec(req, replies)) {
+        error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+        co_return ec;
+      }
+    }
+    co_return std::error_code{};
+  }());
+  if (ec) {
+    std::cerr << "error: " << error << "\n";
+    return usage ? exit_usage : exit_runtime;
+  }
+  std::cout << fmt::format("requeued {} dead letter{} of campaign {} (campaign {})\n", requeued,
+                           requeued == 1 ? "" : "s", id, state);
+  return exit_ok;
+}
+
+}  // namespace
+
+int dlq_command(const config& cfg, const dlq_options& opt) {
+  if (opt.action != dlq_action::list && !opt.campaign) {
+    std::cerr << "error: --campaign is required\n";
+    return exit_usage;
+  }
+  if (opt.campaign && !queue::valid_campaign_id(*opt.campaign)) {
+    std::cerr << fmt::format("error: campaign id '{}' is not valid\n", *opt.campaign);
+    return exit_usage;
+  }
+  switch (opt.action) {
+    case dlq_action::list: return list(cfg, opt);
+    case dlq_action::show:
+      if (opt.entries.size() != 1) {
+        std::cerr << "error: dlq show takes one dead-letter id\n";
+        return exit_usage;
+      }
+      return show(cfg, opt);
+    case dlq_action::requeue: return requeue(cfg, opt);
+  }
+  return exit_usage;
+}
+
+void add_dlq(CLI::App& app, action& chosen) {
+  struct options {
+    common_options common;
+    dlq_options dlq;
+    std::string campaign, entry;
+  };
+  auto o = std::make_shared<options>();
+  auto* dlq = app.add_subcommand("dlq", "Dead letters (recipients recorded failed): list, show, requeue");
+  dlq->require_subcommand(1);
+  auto* list = dlq->add_subcommand("list", "List dead letters (member ids and reasons, no addresses)");
+  add_common(list, o->common);
+  list->add_option("--campaign", o->campaign, "One campaign (default: every campaign)");
+  list->add_option("--reason", o->dlq.reason, "Only those whose reason contains this text");
+  list->add_option("--limit", o->dlq.limit, "At most this many; 0 = all")->check(CLI::Range(0, 100000000))->capture_default_str();
+  list->add_flag("--json", o->dlq.json, "One JSON object per dead letter and line");
+  auto* show = dlq->add_subcommand("show", "Show one dead letter with every field (address and data included)");
+  add_common(show, o->common);
+  show->add_option("ID", o->entry, "The dead letter's id (from dlq list)")->required();
+  show->add_option("--campaign", o->campaign, "Campaign id")->required();
+  show->add_flag("--json", o->dlq.json, "As one JSON object");
+  auto* requeue = dlq->add_subcommand("requeue", "Put dead letters back into their campaign, to be sent again (attempts start over)");
+  add_common(requeue, o->common);
+  requeue->add_option("--campaign", o->campaign, "Campaign id")->required();
+  requeue->add_option("--reason", o->dlq.reason, "Only those whose reason contains this text");
+  requeue->add_option("--entry", o->dlq.entries, "Only this dead letter (repeatable)");
+  auto choose = [&chosen, o](dlq_action act) {
+    chosen = [o, act] {
+      if (!o->campaign.empty()) o->dlq.campaign = o->campaign;
+      o->dlq.action = act;
+      if (act == dlq_action::show) o->dlq.entries.assign(1, o->entry);
+      if (act == dlq_action::requeue && !o->dlq.entries.empty() && !o->dlq.reason.empty())
+        throw config_error("--entry and --reason do not go together");
+      return dlq_command(resolve_config(o->common), o->dlq);
+    };
+  };
+  list->callback([choose] { choose(dlq_action::list); });
+  show->callback([choose] { choose(dlq_action::show); });
+  requeue->callback([choose] { choose(dlq_action::requeue); });
+}
+
+}  // namespace budstikke::cli

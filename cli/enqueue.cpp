@@ -1,0 +1,240 @@
+#include "cli/enqueue.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <set>
+#include <unordered_set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "support/log.hpp"
+#include "cli/preview.hpp"
+#include "cli/recipients_file.hpp"
+#include "queue/campaign_store.hpp"
+#include "support/run_sync.hpp"
+#include "templates/address.hpp"
+#include "templates/mustache.hpp"
+
+#include "cli/command.hpp"
+#include "support/rfc3339.hpp"
+
+namespace budstikke::cli {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot read", p.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+using support::run_sync;
+
+constexpr std::size_t max_problems_printed = 100;
+
+}  // namespace
+
+template_set_files load_template_set(const std::string& dir) {
+  template_set_files set;
+  fs::path root(dir);
+  if (!fs::is_directory(root)) throw std::runtime_error(fmt::format("{}: not a template directory", dir));
+  static const std::set<std::string, std::less<>> main_names{"subject", "text", "html", "sms"};
+  auto collect = [&](const fs::path& folder, bool top) {
+    if (!fs::is_directory(folder)) return;
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      if (!entry.is_regular_file() || entry.path().extension() != ".mustache") continue;
+      auto stem = entry.path().stem().string();
+      if (top && main_names.count(stem)) set.templates[stem] = read_file(entry.path());
+      else set.partials[stem] = read_file(entry.path());
+    }
+  };
+  // A shared layout first, so that the set's own partials of the same name win.
+  std::string layout_note;
+  if (auto extends = root / "extends"; fs::exists(extends)) {
+    auto line = read_file(extends);
+    line = line.substr(0, line.find_first_of("\r\n"));
+    auto layout = (root / line).lexically_normal();
+    if (line.empty() || !fs::is_directory(layout))
+      throw std::runtime_error(fmt::format("{}: '{}' is not a layout directory", extends.string(), line));
+    collect(layout, false);
+    collect(layout / "partials", false);
+    layout_note = fmt::format(", nor in the layout {}", layout.string());
+  }
+  collect(root, true);
+  collect(root / "partials", false);
+  templates::partial_sources partials(set.partials.begin(), set.partials.end());
+  for (const auto& [name, source] : set.templates) {
+    auto file = (root / (name + ".mustache")).string();
+    auto compiled = templates::compiled_template::compile(source, partials, file);
+    if (!compiled) throw std::runtime_error(compiled.error().to_string());
+    if (!compiled->unresolved_partials().empty())
+      throw std::runtime_error(fmt::format("{}: partial '{}' is not in {} or its partials/{}", file,
+                                           compiled->unresolved_partials().front(), dir, layout_note));
+  }
+  return set;
+}
+
+bool load_templates_into(const std::string& dir, queue::campaign_definition& def) {
+  try {
+    auto set = load_template_set(dir);
+    def.templates = std::move(set.templates);
+    def.partials = std::move(set.partials);
+    return true;
+  } catch (const std::exception& e) {
+    std::cerr << "error: template: " << e.what() << "\n";
+    return false;
+  }
+}
+
+int enqueue_command(const config& cfg, const enqueue_options& opt) {
+  queue::campaign_definition def;
+  def.id = opt.campaign;
+  if (!queue::valid_campaign_id(def.id)) {
+    std::cerr << fmt::format("error: campaign id '{}' is not valid: use 1-{} of A-Z a-z 0-9 . _ -\n", def.id,
+                             queue::max_id_length);
+    return exit_usage;
+  }
+  auto ch = queue::parse_channel(opt.channel);
+  if (!ch) {
+    std::cerr << fmt::format("error: --channel '{}': expected email or sms\n", opt.channel);
+    return exit_usage;
+  }
+  def.kind = *ch;
+  def.category = opt.category;
+  def.tenant = opt.tenant;
+  def.priority = opt.priority;
+  def.from_address = opt.from;
+  def.from_name = opt.from_name;
+  def.sms_max_segments = opt.sms_max_segments;
+  def.created_at = support::now_rfc3339();
+  if (def.kind == queue::channel::email) {
+    if (def.from_address.empty()) {
+      std::cerr << "error: --from is required for e-mail campaigns\n";
+      return exit_usage;
+    }
+    if (auto problem = templates::email_address_problem(def.from_address)) {
+      std::cerr << fmt::format("error: --from: {}\n", *problem);
+      return exit_usage;
+    }
+  }
+  if (!load_templates_into(opt.template_dir, def)) return exit_usage;
+  if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
+    std::cerr << fmt::format("error: {}: an e-mail template set needs text.mustache or html.mustache\n", opt.template_dir);
+    return exit_usage;
+  }
+  if (def.kind == queue::channel::sms && !def.templates.count("sms")) {
+    std::cerr << fmt::format("error: {}: an SMS template set needs sms.mustache\n", opt.template_dir);
+    return exit_usage;
+  }
+  if (opt.dry_run) return dry_run_enqueue(cfg, def, opt.recipients_file, opt.dry_run_count);
+
+  // Pass 1: check every line before anything is written, so a refused file leaves no trace.
+  std::size_t good = 0, bad = 0;
+  std::unordered_set<std::string> seen;
+  std::unordered_set<std::size_t> bad_lines;
+  try {
+    auto reader = recipients_reader::open(opt.recipients_file);
+    recipient_record rec;
+    std::optional<line_problem> problem;
+    while (reader->next(rec, problem)) {
+      if (!problem && def.kind == queue::channel::email) {
+        std::string ascii;
+        bool needs_smtputf8 = false;
+        if (auto why = templates::prepare_email_address(rec.to, ascii, needs_smtputf8))
+          problem = line_problem{rec.line, std::string(*why)};
+      }
+      if (!problem) {
+        std::string key = rec.to;
+        for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!seen.insert(std::move(key)).second) problem = line_problem{rec.line, "duplicate recipient (same 'to' as an earlier line)"};
+      }
+      if (problem) {
+        if (++bad <= max_problems_printed)
+          std::cerr << fmt::format("{}:{}: {}\n", opt.recipients_file, problem->line, problem->reason);
+        bad_lines.insert(problem->line);
+      } else {
+        ++good;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return exit_usage;
+  }
+  seen.clear();
+  if (bad > max_problems_printed)
+    std::cerr << fmt::format("... and {} more problems\n", bad - max_problems_printed);
+  if (bad > 0 && !opt.skip_invalid) {
+    std::cerr << fmt::format("error: {}: {} of {} recipients have problems; nothing was enqueued "
+                             "(--skip-invalid enqueues the {} good ones)\n",
+                             opt.recipients_file, bad, good + bad, good);
+    return exit_usage;
+  }
+  if (good == 0) {
+    std::cerr << fmt::format("error: {}: no recipients\n", opt.recipients_file);
+    return exit_usage;
+  }
+
+  // Pass 2: write.
+  queue::keys keys(cfg.key_prefix);
+  std::string error;
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    auto ex = co_await asio::this_coro::executor;
+    queue::connection conn(ex, cfg.redis);
+    queue::campaign_writer writer(conn, keys, def);
+    if (auto ec = co_await writer.async_create(error)) co_return ec;
+    auto reader = recipients_reader::open(opt.recipients_file);
+    recipient_record rec;
+    std::optional<line_problem> problem;
+    while (reader->next(rec, problem)) {
+      if (problem || bad_lines.count(rec.line)) continue;
+      writer.add(rec.to, rec.member, rec.data_json);
+      if (writer.should_flush())
+        if (auto ec = co_await writer.async_flush(error)) co_return ec;
+    }
+    co_return co_await writer.async_seal(error);
+  }());
+  if (ec) {
+    std::cerr << "error: " << error << "\n";
+    return exit_runtime;
+  }
+  std::cout << fmt::format("enqueued campaign {}: {} recipients{}\n", def.id, good,
+                           bad ? fmt::format(" ({} lines skipped, see above)", bad) : "");
+  return exit_ok;
+}
+
+void add_enqueue(CLI::App& app, action& chosen) {
+  struct options {
+    common_options common;
+    enqueue_options enq;
+  };
+  auto o = std::make_shared<options>();
+  auto& enq = o->enq;
+  auto* cmd = app.add_subcommand("enqueue", "Enqueue a campaign from a recipient file and a template set");
+  add_common(cmd, o->common);
+  cmd->add_option("--campaign", enq.campaign, "Campaign id (A-Z a-z 0-9 . _ -, at most 64)")->required();
+  cmd->add_option("--template", enq.template_dir, "Template directory (subject/text/html/sms.mustache, partials)")->required();
+  cmd->add_option("--recipients", enq.recipients_file, "Recipients: JSON Lines, or CSV with a header row (.csv)")->required();
+  cmd->add_option("--channel", enq.channel, "email or sms")->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
+  cmd->add_option("--category", enq.category, "Message category (newsletter, tariff, winback, transactional, ...)")->capture_default_str();
+  cmd->add_option("--tenant", enq.tenant, "Tenant (union, region or branch)")->capture_default_str();
+  cmd->add_option("--priority", enq.priority, "0 (lowest) to 9 (highest)")->check(CLI::Range(0, 9))->capture_default_str();
+  cmd->add_option("--from", enq.from, "Sender address (e-mail)");
+  cmd->add_option("--from-name", enq.from_name, "Sender display name (e-mail)");
+  cmd->add_flag("--skip-invalid", enq.skip_invalid, "Enqueue the valid lines and report the others, instead of refusing the file");
+  cmd->add_option("--sms-max-segments", enq.sms_max_segments, "Longest SMS in segments; longer ones are skipped (default sms.max_segments)")->check(CLI::Range(1, 255));
+  cmd->add_flag("--dry-run", enq.dry_run, "Render the first recipients, report variables their data lacks, enqueue nothing");
+  cmd->add_option("--dry-run-count", enq.dry_run_count, "Recipients to render with --dry-run")->check(CLI::Range(1, 1000000))->capture_default_str();
+  cmd->callback([&chosen, o] { chosen = [o] { return enqueue_command(resolve_config(o->common), o->enq); }; });
+}
+
+}  // namespace budstikke::cli

@@ -1,0 +1,119 @@
+#include "cli/run.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "admin/server.hpp"
+#include "support/log.hpp"
+#include "engine/metrics.hpp"
+#include "engine/shard.hpp"
+
+#include "cli/command.hpp"
+
+namespace budstikke::cli {
+namespace asio = boost::asio;
+using engine::engine_totals;
+using engine::shard;
+namespace metrics = engine::metrics;
+
+int run_engine(const config& cfg, bool until_idle, const std::string& report_file) {
+  std::size_t workers = cfg.engine.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+
+  engine_totals totals;
+  std::vector<std::unique_ptr<shard>> shards;
+  for (std::size_t i = 0; i < workers; ++i) shards.push_back(std::make_unique<shard>(cfg, i, until_idle, totals));
+  metrics::global().expect_shards(workers);
+  // Its own thread, never a shard's loop; up before the shards so /healthz answers during start-up.
+  std::unique_ptr<admin::server> admin;
+  if (!cfg.engine.admin_listen.empty()) {
+    admin = std::make_unique<admin::server>(*support::parse_host_port(cfg.engine.admin_listen), metrics::global(), &cfg);
+    log::info("admin listening", {{"listen", cfg.engine.admin_listen}, {"port", admin->port()}});
+  }
+
+  asio::io_context main_ioc(1);
+  asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
+  int signals_seen = 0;
+  std::function<void()> arm = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (++signals_seen > 1) {
+        // Second signal: leave now. Nothing unrecorded was acknowledged, so it stays pending.
+        std::fputs("{\"level\":\"warn\",\"msg\":\"second signal: exiting at once\"}\n", stderr);
+        std::_Exit(130);
+      }
+      log::info("signal received: finishing in-flight work", {{"signal", sig}});
+      for (auto& s : shards) s->request_stop();
+      arm();
+    });
+  };
+  arm();
+
+  log::info("engine starting", {{"workers", workers}, {"window", cfg.engine.window},
+                                {"redis", queue::describe(cfg.redis)},
+                                {"relay", fmt::format("{}:{}", cfg.smtp.host, cfg.smtp.port)}});
+  auto started = std::chrono::steady_clock::now();
+  std::atomic<std::size_t> running{workers};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (auto& s : shards) {
+    threads.emplace_back([&, sp = s.get()] {
+      if (!sp->run()) failed = true;
+      if (--running == 0) asio::post(main_ioc, [&] { main_ioc.stop(); });
+    });
+  }
+  main_ioc.run();
+  for (auto& t : threads) t.join();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  auto done = totals.sent + totals.failed + totals.skipped + totals.ambiguous;
+  log::info("engine stopped", {{"sent", totals.sent.load()}, {"failed", totals.failed.load()},
+                               {"skipped", totals.skipped.load()}, {"ambiguous", totals.ambiguous.load()},
+                               {"handed_back", totals.handed_back.load()}, {"retries", totals.retries.load()},
+                               {"campaigns_finished", totals.campaigns_finished.load()},
+                               {"seconds", secs}, {"msg_per_s", secs > 0 ? done / secs : 0.0}});
+  if (!report_file.empty()) {
+    auto& m = metrics::global();
+    std::ofstream(report_file) << fmt::format(
+        R"({{"seconds":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"msg_per_s":{:.1f},)"
+        R"("enqueue_to_accepted_s":{},"relay_roundtrip_s":{}}})"
+        "\n",
+        secs, totals.sent.load(), totals.failed.load(), totals.skipped.load(), totals.ambiguous.load(),
+        secs > 0 ? done / secs : 0.0, metrics::quantiles_json(m.enqueue_to_accepted()),
+        metrics::quantiles_json(m.relay_roundtrip()));
+  }
+  return failed ? 1 : 0;
+}
+
+void add_run(CLI::App& app, action& chosen) {
+  struct options {
+    common_options common;
+    bool until_idle = false;
+    int workers = -1;
+    std::string report;
+  };
+  auto o = std::make_shared<options>();
+  auto* cmd = app.add_subcommand("run", "Run the engine: pull campaigns from Redis and send them");
+  add_common(cmd, o->common);
+  cmd->add_flag("--until-idle", o->until_idle, "Exit 0 once no campaign has pending work");
+  cmd->add_option("--report", o->report, "At exit, write counts, msg/s and latency quantiles to FILE as JSON");
+  cmd->add_option("--workers", o->workers, "Shards (threads); default engine.workers, 0 = one per core")->check(CLI::Range(0, 256));
+  cmd->callback([&chosen, o] {
+    chosen = [o] {
+      auto cfg = resolve_config(o->common);
+      if (o->workers >= 0) cfg.engine.workers = static_cast<std::size_t>(o->workers);
+      return run_engine(cfg, o->until_idle, o->report);
+    };
+  });
+}
+
+}  // namespace budstikke::cli

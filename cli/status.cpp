@@ -1,0 +1,115 @@
+#include "cli/status.hpp"
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/command.hpp"
+#include "queue/campaign_store.hpp"
+#include "support/log.hpp"
+#include "support/run_sync.hpp"
+
+#include "cli/watch.hpp"
+
+namespace budstikke::cli {
+namespace asio = boost::asio;
+using support::run_sync;
+
+int status_command(const config& cfg, const status_options& opt) {
+  queue::keys keys(cfg.key_prefix);
+  std::string error;
+  std::vector<queue::campaign_status> rows;
+  bool missing = false;
+  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+    auto ex = co_await asio::this_coro::executor;
+    queue::connection conn(ex, cfg.redis);
+    std::vector<std::string> ids;
+    if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
+      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      co_return ec;
+    }
+    for (const auto& id : ids) {
+      auto s = co_await queue::async_read_status(conn, keys, id, error);
+      if (!s) {
+        if (error.find("does not exist") != std::string::npos && opt.campaign) missing = true;
+        co_return std::make_error_code(std::errc::io_error);
+      }
+      rows.push_back(std::move(*s));
+    }
+    co_return std::error_code{};
+  }());
+  if (ec) {
+    std::cerr << "error: " << error << "\n";
+    return missing ? exit_usage : exit_runtime;
+  }
+  if (opt.json) {
+    for (const auto& s : rows) {
+      std::string line = "{\"id\":";
+      log::append_json_string(line, s.id);
+      line += ",\"state\":";
+      log::append_json_string(line, s.state);
+      line += ",\"channel\":";
+      log::append_json_string(line, s.channel);
+      line += ",\"category\":";
+      log::append_json_string(line, s.category);
+      line += ",\"tenant\":";
+      log::append_json_string(line, s.tenant);
+      line += fmt::format(",\"priority\":{},\"total\":{},\"enqueued\":{}", s.priority,
+                          s.total ? std::to_string(*s.total) : "null", s.enqueued);
+      for (auto st : queue::all_final_states) line += fmt::format(",\"{}\":{}", queue::to_string(st), s.count(st));
+      line += fmt::format(",\"cancelled\":{},\"resent\":{},\"pending\":{},\"retrying\":{},\"dead_letters\":{},"
+                          "\"created_at\":",
+                          s.cancelled(), s.resent, s.pending(), s.waiting_retry(), s.dead_letters);
+      log::append_json_string(line, s.created_at);
+      line += ",\"finished_at\":";
+      if (s.finished_at.empty()) line += "null";
+      else log::append_json_string(line, s.finished_at);
+      line += "}\n";
+      std::cout << line;
+    }
+    return exit_ok;
+  }
+  if (rows.empty()) {
+    std::cout << "no campaigns\n";
+    return exit_ok;
+  }
+  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", "CAMPAIGN", "STATE",
+                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING", "RETRYING");
+  for (const auto& s : rows) {
+    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", s.id, s.state, s.channel,
+                             s.total ? std::to_string(*s.total) : "(open)", s.count(queue::final_state::sent),
+                             s.count(queue::final_state::failed), s.count(queue::final_state::skipped),
+                             s.count(queue::final_state::ambiguous), s.cancelled(), s.pending(), s.waiting_retry());
+  }
+  return exit_ok;
+}
+
+void add_status(CLI::App& app, action& chosen) {
+  struct options {
+    common_options common;
+    status_options st;
+    bool watch = false;
+    double interval = 1.0;
+    watch_options w;
+  };
+  auto o = std::make_shared<options>();
+  auto* cmd = app.add_subcommand("status", "Show campaigns and their counts");
+  add_common(cmd, o->common);
+  cmd->add_option("--campaign", o->st.campaign, "One campaign");
+  cmd->add_flag("--json", o->st.json, "One JSON object per campaign and line");
+  cmd->add_flag("--watch", o->watch, "Live view: progress bar, rate, ETA and counts (plain lines when stdout is not a terminal)");
+  cmd->add_option("--interval", o->interval, "Seconds between refreshes with --watch")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  cmd->add_flag("--until-idle", o->w.until_idle, "With --watch: exit 0 once no shown campaign is active");
+  cmd->callback([&chosen, o] {
+    chosen = [o] {
+      if (!o->watch) return status_command(resolve_config(o->common), o->st);
+      if (o->st.json) throw config_error("--watch and --json do not go together");
+      o->w.campaign = o->st.campaign;
+      o->w.interval = std::chrono::milliseconds(static_cast<long long>(o->interval * 1000));
+      return watch_command(resolve_config(o->common), o->w);
+    };
+  });
+}
+
+}  // namespace budstikke::cli

@@ -1,0 +1,136 @@
+// The engine's configuration as typed values: what every module reads, with no YAML in sight
+// (config/load.hpp reads the file). Every key has a default and a bound (docs/config.md is the
+// reference; keep it in step). Secrets never live in the YAML: they come from environment
+// variables or files.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "adapters/sms_http/config.hpp"
+#include "adapters/smtp/config.hpp"
+#include "queue/redis.hpp"
+#include "queue/schema.hpp"
+
+namespace budstikke {
+
+inline constexpr double max_rate = 1e6;  // tokens per second, every rate's upper bound
+
+// Rate limits (engine/limits.hpp applies them).
+struct limits_config {
+  std::optional<double> global;  // messages per second, every channel together
+  std::optional<double> email;   // the SMTP adapter (all relays together)
+  std::optional<double> sms;     // the SMS gateway
+  // Recipient domain (ASCII, IDN in xn-- form, lower case) -> rate. A domain also covers its
+  // subdomains; the longest configured match wins.
+  std::map<std::string, double, std::less<>> domains;
+  std::map<std::string, double, std::less<>> tenants;  // campaign tenant -> rate
+  // How far ahead of the steady pace a bucket lets tokens go (its GCRA tolerance): a bucket of
+  // rate r lets through at most r * burst extra at once, so any 1-second window sees at most
+  // r + r * burst messages.
+  std::chrono::milliseconds burst{20};
+
+  bool any() const { return global || email || sms || !domains.empty() || !tenants.empty(); }
+};
+
+// Quiet hours: per channel and category, a daily window of local wall-clock time in a time zone
+// (e.g. no SMS 21:00-08:00 Europe/Oslo) in which nothing is sent (engine/quiet_hours.hpp).
+struct quiet_rule {
+  queue::channel channel = queue::channel::sms;
+  std::vector<std::string> categories;  // empty: every category
+  int from = 0;                         // seconds after local midnight, inclusive
+  int to = 0;                           // exclusive; to < from: the window crosses midnight
+  std::string timezone = "UTC";         // an IANA zone id, e.g. Europe/Oslo
+
+  bool applies(queue::channel ch, std::string_view category) const;
+};
+
+struct engine_config {
+  std::size_t workers = 0;          // shards; 0 = one per core
+  std::size_t window = 2000;        // in-flight messages per shard (read, not yet recorded)
+  std::size_t read_batch = 256;     // XREADGROUP COUNT
+  std::size_t record_batch = 512;   // outcomes per recording pipeline
+  std::chrono::milliseconds record_interval{5};   // longest an outcome waits to be recorded
+  std::chrono::milliseconds registry_interval{500};  // how often the campaign registry is re-read
+  std::chrono::milliseconds idle_poll{200};       // XREADGROUP BLOCK when nothing is waiting
+  std::string consumer;             // consumer name prefix; default: the host name
+  std::size_t max_attempts = 3;     // sends of one message before a transient failure is final
+  std::chrono::milliseconds retry_backoff{1000};  // first retry delay; doubles, full jitter
+  std::chrono::milliseconds retry_poll{250};      // how often due retries are moved back into their stream
+  std::size_t events_max_len = 1000000;           // the events stream's cap (approximate); 0 = no events
+  std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: how long in-flight work may finish
+  // Messages marked "on the wire" at once per shard; 0 = 4 x smtp.connections. After a crash,
+  // what may be ambiguous is these plus the outcomes not yet recorded — never the read-ahead.
+  std::size_t send_window = 0;
+  std::chrono::milliseconds heartbeat_interval{2000};  // liveness key refresh
+  std::chrono::milliseconds consumer_timeout{30000};   // a consumer silent this long is dead: its entries are reclaimed
+  std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
+  // The admin HTTP port (/metrics, /healthz, /readyz): host:port; empty disables it.
+  std::string admin_listen = "127.0.0.1:9464";
+  // Shares of reading between tenants sending at the same time (default 1 each).
+  std::map<std::string, int, std::less<>> tenant_weights;
+};
+
+// What to do with a message that was on the wire when an engine died (RFC 1047): send it again
+// (a member may get it twice) or record it `ambiguous` (a member may not get it at all).
+struct category_policy {
+  bool resend_ambiguous_email = false;
+  bool resend_ambiguous_sms = false;
+  // Without a recorded grant the message is skipped. Where not required, only an explicit
+  // withdrawal (or a suppression) stops a message.
+  bool consent_required = false;
+  // false: the consent store is not read at all (for messages a member cannot refuse, such as a
+  // password reset); the suppression list still is. Cannot go with consent_required.
+  bool check_consent = true;
+};
+
+struct email_config {
+  std::string message_id_domain;    // right side of Message-ID; default: the sender's domain
+  // List-Unsubscribe (RFC 2369) with one-click (RFC 8058) for these categories, when a URL is set.
+  std::string unsubscribe_url;      // https://..., "{token}" is replaced by the signed token
+  std::string unsubscribe_mailto;   // optional mailto:...; "{token}" is replaced too
+  std::vector<std::string> unsubscribe_categories{"newsletter", "winback"};
+  // Signs the tokens. Only from BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file.
+  std::string unsubscribe_secret;
+  bool unsubscribe_enabled(std::string_view category) const;
+};
+
+struct sms_config {
+  bool normalise = true;            // typographic characters that force UCS-2 become GSM ones
+  std::size_t max_segments = 6;     // a longer message is skipped; the campaign may override it
+  std::string default_region = "NO";  // numbers without a country code are read as this region's
+  // SMS campaigns are served only when a gateway is configured (sms.gateway).
+  std::optional<adapters::sms_http::gateway_config> gateway;
+};
+
+struct config {
+  queue::redis_config redis;
+  std::string key_prefix = "budstikke:";
+  engine_config engine;
+  adapters::smtp::smtp_config smtp;  // one relay (top-level keys) or `relays`
+  email_config email;
+  sms_config sms;
+  // Per message category; categories not listed use `default_category`.
+  std::map<std::string, category_policy, std::less<>> categories;
+  category_policy default_category;
+  limits_config limits;                 // rate limits (none by default)
+  std::vector<quiet_rule> quiet_hours;  // none by default
+  const category_policy& policy(std::string_view category) const {
+    auto it = categories.find(category);
+    return it == categories.end() ? default_category : it->second;
+  }
+};
+
+// A configuration error names the file, line and key.
+class config_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace budstikke

@@ -1,0 +1,26 @@
+// Reading the configuration: one YAML file (yaml-cpp stays behind this header), environment
+// variables and secret files, into the typed config (config/config.hpp).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace budstikke {
+
+// Reads the file; unknown keys are errors (a typo must not silently fall back to a default).
+// BUDSTIKKE_REDIS overrides redis.url, BUDSTIKKE_REDIS_PASSWORD the password. Throws
+// config_error naming file, line, column and key.
+config load_config(const std::string& path);
+// The defaults alone, with the same environment overrides.
+config default_config();
+void apply_environment(config& cfg);
+
+// "HH:MM" or "HH:MM:SS" (00:00:00..23:59:59) -> seconds after midnight.
+std::optional<int> parse_time_of_day(std::string_view s);
+// True for a time zone id ICU knows (an IANA id such as "Europe/Oslo", or "UTC").
+bool known_time_zone(std::string_view id);
+
+}  // namespace budstikke

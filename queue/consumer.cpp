@@ -1,0 +1,155 @@
+#include "queue/consumer.hpp"
+
+#include <fmt/format.h>
+
+namespace budstikke::queue {
+
+std::optional<std::string> error_of(const redisReply* r) {
+  if (r == nullptr) return std::string("no reply");
+  if (r->type == REDIS_REPLY_ERROR) return std::string(as_string(r));
+  return std::nullopt;
+}
+
+void append_read(request& req, std::string_view consumer, std::size_t count, std::string_view stream) {
+  req.command("XREADGROUP", "GROUP", consumer_group, consumer, "COUNT", count, "STREAMS", stream, ">");
+}
+
+void append_read_blocking(request& req, std::string_view consumer, std::size_t count,
+                          std::chrono::milliseconds block, const std::vector<std::string_view>& streams) {
+  req.begin(9 + 2 * streams.size())
+      .arg("XREADGROUP").arg("GROUP").arg(consumer_group).arg(consumer)
+      .arg("COUNT").arg(count).arg("BLOCK").arg(block.count()).arg("STREAMS");
+  for (auto s : streams) req.arg(s);
+  for (std::size_t i = 0; i < streams.size(); ++i) req.arg(">");
+}
+
+void append_pending_of(request& req, std::string_view stream, std::string_view consumer,
+                       std::chrono::milliseconds min_idle, std::string_view cursor, std::size_t count) {
+  req.command("XPENDING", stream, consumer_group, "IDLE", min_idle.count(), cursor, "+", count, consumer);
+}
+
+std::optional<std::vector<pending_entry>> parse_pending_of(const redisReply* r) {
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) return std::nullopt;
+  std::vector<pending_entry> out;
+  if (r->type != REDIS_REPLY_ARRAY) return out;
+  // [[id, consumer, idle ms, deliveries], ...]
+  for (std::size_t i = 0; i < r->elements; ++i) {
+    const redisReply* p = r->element[i];
+    if (p->type != REDIS_REPLY_ARRAY || p->elements < 4) continue;
+    out.push_back({std::string(as_string(p->element[0])), as_integer(p->element[3]).value_or(1)});
+  }
+  return out;
+}
+
+void append_claim(request& req, std::string_view stream, std::string_view inflight_key, std::string_view consumer,
+                  std::chrono::milliseconds min_idle, const std::vector<pending_entry>& entries) {
+  req.begin(5 + entries.size()).arg("XCLAIM").arg(stream).arg(consumer_group).arg(consumer).arg(min_idle.count());
+  for (const auto& e : entries) req.arg(e.id);
+  req.begin(2 + entries.size()).arg("HMGET").arg(inflight_key);
+  for (const auto& e : entries) req.arg(e.id);
+}
+
+std::vector<bool> parse_marks(const redisReply* r, std::size_t entries) {
+  std::vector<bool> marked(entries, false);
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return marked;
+  for (std::size_t i = 0; i < r->elements && i < entries; ++i) marked[i] = !is_nil(r->element[i]);
+  return marked;
+}
+
+void append_work_left(request& req, const keys& k, std::string_view campaign_id) {
+  req.command("XPENDING", k.recipients(campaign_id), consumer_group);
+  req.command("ZCARD", k.retry(campaign_id));
+}
+
+work_left parse_work_left(const redisReply* pending, const redisReply* retries) {
+  // XPENDING's summary: [count, smallest id, greatest id, [[consumer, count], ...]]. A stream or
+  // group deleted by hand answers an error: nothing of it can be pending.
+  work_left w;
+  if (pending != nullptr && pending->type == REDIS_REPLY_ARRAY && pending->elements > 0)
+    w.pending = as_integer(pending->element[0]).value_or(0);
+  w.retries = as_integer(retries).value_or(0);
+  return w;
+}
+
+void append_consumers(request& req, std::string_view stream) {
+  req.command("XINFO", "CONSUMERS", stream, consumer_group);
+}
+
+std::vector<consumer_info> parse_consumers(const redisReply* r) {
+  std::vector<consumer_info> out;
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return out;
+  for (std::size_t k = 0; k < r->elements; ++k) {
+    const redisReply* info = r->element[k];
+    if (info->type != REDIS_REPLY_ARRAY) continue;
+    consumer_info c;
+    for (std::size_t f = 0; f + 1 < info->elements; f += 2) {
+      auto key = as_string(info->element[f]);
+      if (key == "name") c.name = std::string(as_string(info->element[f + 1]));
+      else if (key == "pending") c.pending = as_integer(info->element[f + 1]).value_or(0);
+    }
+    if (!c.name.empty()) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void append_consumer_alive(request& req, const keys& k, std::string_view consumer) {
+  req.command("EXISTS", k.consumer_alive(consumer));
+}
+
+bool parse_alive(const redisReply* r) { return as_integer(r).value_or(1) != 0; }
+
+void append_heartbeat(request& req, const keys& k, std::string_view consumer, std::int64_t now_ms,
+                      std::chrono::milliseconds ttl) {
+  req.command("SET", k.consumer_alive(consumer), now_ms, "PX", ttl.count());
+}
+
+void append_registry(request& req, const keys& k) { req.command("ZRANGE", k.registry(), 0, -1); }
+
+std::optional<std::vector<std::string>> parse_ids(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return std::nullopt;
+  std::vector<std::string> ids;
+  ids.reserve(r->elements);
+  for (std::size_t i = 0; i < r->elements; ++i) ids.emplace_back(as_string(r->element[i]));
+  return ids;
+}
+
+void append_campaign(request& req, const keys& k, std::string_view id) { req.command("HGETALL", k.campaign(id)); }
+
+std::optional<campaign_definition> parse_campaign(const redisReply* r, std::string_view id, std::string& error) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY)
+    for (std::size_t i = 0; i + 1 < r->elements; i += 2)
+      fields.emplace_back(as_string(r->element[i]), as_string(r->element[i + 1]));
+  return campaign_definition::from_fields(id, fields, error);
+}
+
+void append_campaign_state(request& req, const keys& k, std::string_view id) {
+  req.command("HGET", k.campaign(id), "state");
+}
+
+std::string parse_state(const redisReply* r) { return std::string(as_string(r)); }
+
+std::optional<record_result> parse_record_result(const redisReply* r, std::size_t records) {
+  // {recorded, done, counted}: see record_outcomes_script.
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return std::nullopt;
+  const redisReply* counted = r->element[2];
+  if (counted->type != REDIS_REPLY_ARRAY || counted->elements != records) return std::nullopt;
+  record_result out;
+  out.finished = as_integer(r->element[1]).value_or(0) == 1;
+  out.counted.reserve(records);
+  for (std::size_t k = 0; k < records; ++k) {
+    switch (as_integer(counted->element[k]).value_or(0)) {
+      case 0: out.counted.push_back(record_count::not_counted); break;
+      case 2: out.counted.push_back(record_count::retry_failed); break;
+      default: out.counted.push_back(record_count::counted); break;
+    }
+  }
+  return out;
+}
+
+std::optional<moved_retries> parse_moved_retries(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return std::nullopt;
+  return moved_retries{as_integer(r->element[0]).value_or(0), as_integer(r->element[1]).value_or(0)};
+}
+
+}  // namespace budstikke::queue

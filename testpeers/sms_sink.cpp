@@ -1,0 +1,376 @@
+#include "testpeers/sms_sink.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <unordered_set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "testpeers/listener.hpp"
+#include "adapters/smtp/base64.hpp"
+#include "adapters/watchdog.hpp"
+
+namespace budstikke::testpeers {
+using adapters::io_deadline;
+namespace smtp = adapters::smtp;
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool form_decode(std::string_view in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%') {
+      int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
+      int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return false;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
+  std::string value;
+  while (!form.empty()) {
+    auto amp = form.find('&');
+    std::string_view pair = form.substr(0, amp);
+    form = amp == std::string_view::npos ? std::string_view() : form.substr(amp + 1);
+    auto eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    if (!form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value)) return false;
+    if (name == "username") out.username = value;
+    else if (name == "password") out.password = value;
+    else if (name == "from") out.from = value;
+    else if (name == "to") out.to = value;
+    else if (name == "text") out.text = value;
+    else if (name == "coding") out.coding = value;
+  }
+  return true;
+}
+
+struct sms_sink::impl final : std::enable_shared_from_this<impl> {
+  impl(asio::any_io_executor executor, sms_sink_options options)
+      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), dice(opt.seed) {
+    if (opt.store) {
+      store = std::fopen(opt.store->c_str(), "a");
+      if (store == nullptr) throw std::system_error(errno, std::generic_category(), "cannot open " + *opt.store);
+    }
+    bound_port = listen_on(acceptor, opt.listen_host, opt.port).port;
+  }
+
+  ~impl() {
+    if (store != nullptr) std::fclose(store);
+  }
+
+  void start() {
+    asio::co_spawn(ex, accept_loop(shared_from_this()), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+  }
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    for (tcp::socket* s : sockets) s->close(ignored);
+  }
+
+  double next_unit() noexcept { return dice.next_unit(); }
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
+    while (!self->stopped) {
+      auto [ec, socket] = co_await self->acceptor.async_accept(use_tuple);
+      if (ec) {
+        if (self->stopped) break;
+        continue;
+      }
+      self->counters.connections.fetch_add(1, std::memory_order_relaxed);
+      asio::co_spawn(self->ex, serve(self, std::move(socket)), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+    }
+  }
+
+  static asio::awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket socket) {
+    using namespace asio::experimental::awaitable_operators;
+    if (self->stopped) co_return;
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    self->sockets.insert(&socket);
+    asio::steady_timer watchdog_timer(self->ex);
+    io_deadline deadline;
+    co_await (converse(*self, socket, deadline) || deadline.watch(watchdog_timer, [&socket] {
+                boost::system::error_code e;
+                socket.close(e);
+              }));
+    self->sockets.erase(&socket);
+    socket.close(ignored);
+  }
+
+  enum class fate { answer, slow, drop };
+
+  static asio::awaitable<void> converse(impl& self, tcp::socket& socket, io_deadline& deadline) {
+    beast::flat_buffer buffer;
+    asio::steady_timer delay(self.ex);
+    http::response<http::string_body> res;
+    // The end of a back-off window this connection's own 429 announced: a request on it before
+    // then was certainly sent after the client had that 429 (HTTP/1.1, one request at a time).
+    std::chrono::steady_clock::time_point own_backoff_until{};
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(64 * 1024);
+      deadline.expires_after(self.opt.idle_timeout);
+      auto [ec, n] = co_await http::async_read(socket, buffer, parser, use_tuple);
+      if (ec) co_return;
+      const auto& req = parser.get();
+      self.counters.requests.fetch_add(1, std::memory_order_relaxed);
+      res = {};
+      res.version(req.version());
+      res.keep_alive(req.keep_alive());
+      fate f = self.handle(req, res, own_backoff_until);
+      if (f == fate::drop) co_return;
+      if (f == fate::slow) {
+        delay.expires_after(self.opt.slow_delay);
+        co_await delay.async_wait(use_tuple);
+      }
+      res.prepare_payload();
+      deadline.expires_after(self.opt.idle_timeout);
+      std::tie(ec, n) = co_await http::async_write(socket, res, use_tuple);
+      if (ec || !res.keep_alive()) co_return;
+    }
+  }
+
+  void answer(http::response<http::string_body>& res, http::status status, std::string_view body) {
+    res.result(status);
+    res.set(http::field::content_type, opt.kind == sms_sink_kind::json ? "application/json" : "text/plain");
+    res.body().assign(body);
+  }
+
+  void throttle(http::response<http::string_body>& res, std::chrono::seconds wait) {
+    answer(res, http::status::too_many_requests,
+           opt.kind == sms_sink_kind::json ? R"({"error":"rate limited"})" : "Too many requests, try again later");
+    res.set(http::field::retry_after, std::to_string(wait.count()));
+  }
+
+  fate handle(const http::request<http::string_body>& req, http::response<http::string_body>& res,
+              std::chrono::steady_clock::time_point& own_backoff_until) {
+    using clock = std::chrono::steady_clock;
+    const auto now = clock::now();
+    if (now < own_backoff_until) counters.in_backoff_same_connection.fetch_add(1, std::memory_order_relaxed);
+    if (now >= backoff_from && now < backoff_until) {
+      counters.in_backoff.fetch_add(1, std::memory_order_relaxed);
+      throttle(res, std::chrono::ceil<std::chrono::seconds>(backoff_until - now));
+      return fate::answer;
+    }
+    sms_request_fields f;
+    if (auto problem = read_fields(req, f)) {
+      counters.rejected.fetch_add(1, std::memory_order_relaxed);
+      answer(res, problem->first, problem->second);
+      return fate::answer;
+    }
+    if (opt.drop_share > 0 && next_unit() < opt.drop_share) {
+      counters.dropped.fetch_add(1, std::memory_order_relaxed);
+      return fate::drop;
+    }
+    if (opt.error_share > 0 && next_unit() < opt.error_share) {
+      counters.errors.fetch_add(1, std::memory_order_relaxed);
+      answer(res, http::status::internal_server_error,
+             opt.kind == sms_sink_kind::json ? R"({"error":"internal error"})" : "Sending failed.");
+      return fate::answer;
+    }
+    if (opt.throttle_share > 0 && next_unit() < opt.throttle_share) {
+      counters.throttled.fetch_add(1, std::memory_order_relaxed);
+      backoff_from = now + opt.backoff_grace;
+      backoff_until = now + opt.retry_after;
+      own_backoff_until = backoff_until;
+      throttle(res, opt.retry_after);
+      return fate::answer;
+    }
+    std::uint64_t id = next_id++;
+    std::string id_text = "sink-" + std::to_string(id);
+    if (opt.kind == sms_sink_kind::json) {
+      answer(res, http::status::ok, R"({"messages":[{"id":")" + id_text + R"(","status":"queued"}]})");
+    } else {
+      answer(res, http::status::accepted, "0: Accepted for delivery");
+    }
+    if (opt.slow_share > 0 && next_unit() < opt.slow_share) {
+      counters.slow.fetch_add(1, std::memory_order_relaxed);
+      return fate::slow;
+    }
+    counters.accepted.fetch_add(1, std::memory_order_relaxed);
+    bool ucs2 = f.coding == "2" || f.coding == "ucs2";
+    if (ucs2) counters.ucs2.fetch_add(1, std::memory_order_relaxed);
+    if (store != nullptr) {
+      json::object line;
+      line["id"] = id_text;
+      line["to"] = f.to;
+      line["from"] = f.from;
+      line["text"] = f.text;
+      line["coding"] = ucs2 ? "ucs2" : "gsm7";
+      std::string text = json::serialize(line);
+      text.push_back('\n');
+      std::fwrite(text.data(), 1, text.size(), store);
+      std::fflush(store);
+    }
+    return fate::answer;
+  }
+
+  // The message's fields, or the answer for a request that carries none.
+  std::optional<std::pair<http::status, std::string>> read_fields(const http::request<http::string_body>& req,
+                                                                  sms_request_fields& f) {
+    if (opt.kind == sms_sink_kind::kannel) {
+      std::string_view target = req.target();
+      auto q = target.find('?');
+      bool ok = true;
+      if (q != std::string_view::npos) ok = parse_kannel_form(target.substr(q + 1), f);
+      if (!ok) return std::pair{http::status::bad_request, std::string("Malformed request")};
+      if (req.method() == http::verb::post) {
+        // smsbox's POST interface: the text is the body, the rest in X-Kannel-* headers.
+        if (req[http::field::content_type].substr(0, 10) != "text/plain")
+          return std::pair{http::status::bad_request, std::string("Invalid content-type")};
+        f.text = req.body();
+        auto h = [&](const char* name, std::string& target) {
+          if (auto it = req.find(name); it != req.end()) target = it->value();
+        };
+        h("X-Kannel-Username", f.username);
+        h("X-Kannel-Password", f.password);
+        h("X-Kannel-From", f.from);
+        h("X-Kannel-To", f.to);
+        h("X-Kannel-Coding", f.coding);
+      }
+      if (!opt.username.empty() && (f.username != opt.username || f.password != opt.password))
+        return std::pair{http::status::forbidden, std::string("Authorization failed for sendsms")};
+      if (f.to.empty()) return std::pair{http::status::bad_request, std::string("Missing receiver number")};
+      if (f.text.empty()) return std::pair{http::status::bad_request, std::string("Missing text")};
+      return std::nullopt;
+    }
+    if (!opt.bearer_token.empty() && req[http::field::authorization] != "Bearer " + opt.bearer_token)
+      return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
+    if (!opt.username.empty()) {
+      std::string expected = "Basic ";
+      smtp::append_base64(expected, opt.username + ":" + opt.password);
+      if (req[http::field::authorization] != expected)
+        return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(req.body(), ec);
+    const json::object* o = ec ? nullptr : v.if_object();
+    if (o == nullptr) return std::pair{http::status::bad_request, std::string(R"({"error":"not a JSON object"})")};
+    auto text_of = [&](const char* key, std::string& target) {
+      if (const json::value* x = o->if_contains(key); x && x->is_string()) target = x->as_string();
+    };
+    text_of("to", f.to);
+    text_of("from", f.from);
+    text_of("text", f.text);
+    text_of("encoding", f.coding);
+    if (f.to.empty() || f.text.empty())
+      return std::pair{http::status::bad_request, std::string(R"({"error":"to and text are required"})")};
+    return std::nullopt;
+  }
+
+  struct atomic_stats {
+    std::atomic<std::uint64_t> connections{0}, requests{0}, accepted{0}, rejected{0}, throttled{0}, in_backoff{0},
+        errors{0}, slow{0}, dropped{0}, ucs2{0}, in_backoff_same_connection{0};
+  };
+
+  asio::any_io_executor ex;
+  sms_sink_options opt;
+  tcp::acceptor acceptor;
+  std::uint16_t bound_port = 0;
+  fault_dice dice;
+  bool stopped = false;
+  std::unordered_set<tcp::socket*> sockets;
+  std::FILE* store = nullptr;
+  std::uint64_t next_id = 1;
+  std::chrono::steady_clock::time_point backoff_from{}, backoff_until{};
+  atomic_stats counters;
+};
+
+sms_sink::sms_sink(asio::any_io_executor ex, sms_sink_options opt)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opt))) {
+  impl_->start();
+}
+
+sms_sink::~sms_sink() { impl_->stop(); }
+
+std::uint16_t sms_sink::port() const { return impl_->bound_port; }
+
+void sms_sink::stop() { impl_->stop(); }
+
+sms_sink::stats sms_sink::statistics() const {
+  const auto& c = impl_->counters;
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {get(c.connections), get(c.requests), get(c.accepted), get(c.rejected), get(c.throttled),
+          get(c.in_backoff),  get(c.errors),   get(c.slow),     get(c.dropped),  get(c.ucs2),
+          get(c.in_backoff_same_connection)};
+}
+
+int run_sms_sink_until_signal(const sms_sink_options& opt) {
+  asio::io_context io(1);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::optional<sms_sink> sink;
+  try {
+    sink.emplace(io.get_executor(), opt);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sink: cannot start: %s\n", e.what());
+    return 1;
+  }
+  signals.async_wait([&](const boost::system::error_code&, int) {
+    sink->stop();
+    io.stop();
+  });
+  std::printf("listening on %s:%u\n", opt.listen_host.c_str(), static_cast<unsigned>(sink->port()));
+  std::fflush(stdout);
+  io.run();
+  sms_sink::stats s = sink->statistics();
+  auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf(
+      "sink: connections=%llu requests=%llu accepted=%llu rejected=%llu throttled=%llu in_backoff=%llu errors=%llu "
+      "slow=%llu dropped=%llu ucs2=%llu in_backoff_same_connection=%llu\n",
+      u(s.connections), u(s.requests), u(s.accepted), u(s.rejected), u(s.throttled), u(s.in_backoff), u(s.errors),
+      u(s.slow), u(s.dropped), u(s.ucs2), u(s.in_backoff_same_connection));
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace budstikke::testpeers

@@ -1,0 +1,103 @@
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "config/load.hpp"
+#include "tests/support/yaml_files.hpp"
+
+using namespace budstikke;
+namespace fs = std::filesystem;
+
+using budstikke::testing::load_error;
+using budstikke::testing::write_yaml;
+
+TEST_CASE("engine: the example configuration loads and means a local trial") {
+  ::unsetenv("BUDSTIKKE_REDIS");
+  auto cfg = load_config((fs::path(BUDSTIKKE_TEST_SOURCE_DIR) / "deploy" / "budstikke.example.yaml").string());
+  CHECK(cfg.redis.host == "127.0.0.1");
+  CHECK(cfg.redis.port == 6379);
+  CHECK(cfg.smtp.host == "127.0.0.1");
+  CHECK(cfg.smtp.port == 2525);
+  CHECK(cfg.engine.window == 2000);
+  CHECK(cfg.key_prefix == "budstikke:");
+}
+
+TEST_CASE("engine: configuration errors name file, line, key and the bound") {
+  CHECK_THAT(load_error("engine:\n  window: 0\n"), Catch::Contains(":2:11: engine.window: 0 is out of range 1..1000000"));
+  CHECK_THAT(load_error("engine:\n  windw: 10\n"), Catch::Contains(":2:3: engine.windw: unknown key"));
+  CHECK_THAT(load_error("smtp:\n  port: many\n"), Catch::Contains("smtp.port: expected a whole number"));
+  CHECK_THAT(load_error("redis:\n  url: http://x\n"), Catch::Contains("must start with redis://"));
+  CHECK_THAT(load_error("engine: [1\n"), Catch::Contains(".yaml:"));
+  CHECK_THAT(load_error("smpt:\n  port: 25\n"), Catch::Contains("config.smpt: unknown key"));
+}
+
+TEST_CASE("engine: BUDSTIKKE_REDIS overrides the file") {
+  auto p = write_yaml("redis:\n  url: redis://10.0.0.1:6379/0\n");
+  ::setenv("BUDSTIKKE_REDIS", "redis://127.0.0.1:7000/3", 1);
+  auto cfg = load_config(p.string());
+  ::unsetenv("BUDSTIKKE_REDIS");
+  fs::remove(p);
+  CHECK(cfg.redis.port == 7000);
+  CHECK(cfg.redis.database == 3);
+}
+
+TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a file, never the YAML") {
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  const std::string yaml = "email:\n  unsubscribe_url: https://min.example/avmeld?t={token}\n";
+  auto error = load_error(yaml);
+  CHECK(error.find("List-Unsubscribe is configured for newsletter, winback but there is no secret") != std::string::npos);
+  CHECK(error.find("BUDSTIKKE_UNSUBSCRIBE_SECRET") != std::string::npos);
+
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "short", 1);
+  CHECK(load_error(yaml).find("shorter than 16 bytes") != std::string::npos);
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "sixteen-bytes-or-more", 1);
+  auto p = write_yaml(yaml + "  unsubscribe_categories: [newsletter]\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  CHECK(cfg.email.unsubscribe_secret == "sixteen-bytes-or-more");
+  CHECK(cfg.email.unsubscribe_enabled("newsletter"));
+  CHECK_FALSE(cfg.email.unsubscribe_enabled("winback"));
+
+  auto secret_file = write_yaml("from-a-file-0123456789\n");
+  auto q = write_yaml(yaml + "  unsubscribe_secret_file: " + secret_file.string() + "\n");
+  CHECK(load_config(q.string()).email.unsubscribe_secret == "from-a-file-0123456789");
+  fs::remove(q);
+  fs::remove(secret_file);
+
+  CHECK(load_error("email:\n  unsubscribe_secret: x\n").find("unknown key") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_url: http://min.example/{token}\n").find("https://") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_url: https://min.example/avmeld\n").find("{token}") != std::string::npos);
+  CHECK(load_error("email:\n  unsubscribe_mailto: avmeld@min.example\n").find("mailto:") != std::string::npos);
+  // Without a URL there are no headers, so no secret is needed.
+  CHECK(load_error("email:\n  unsubscribe_categories: [newsletter]\n").empty());
+}
+
+TEST_CASE("engine: sms settings") {
+  auto p = write_yaml("sms:\n  normalise: false\n  max_segments: 3\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  CHECK_FALSE(cfg.sms.normalise);
+  CHECK(cfg.sms.max_segments == 3);
+  CHECK(default_config().sms.normalise);
+  CHECK(default_config().sms.max_segments == 6);
+  CHECK(load_error("sms:\n  max_segments: 0\n").find("sms.max_segments") != std::string::npos);
+  CHECK(load_error("sms:\n  normalise: maybe\n").find("expected true or false") != std::string::npos);
+}
+
+TEST_CASE("engine: categories may skip reading consent, but not while requiring it") {
+  auto p = write_yaml("categories:\n  receipt:\n    check_consent: false\n");
+  auto cfg = load_config(p.string());
+  fs::remove(p);
+  CHECK_FALSE(cfg.policy("receipt").check_consent);
+  CHECK(cfg.policy("tariff").check_consent);
+  CHECK(cfg.policy("unknown-category").check_consent);
+  // newsletter requires a grant by default: reading no consent cannot go with that.
+  CHECK_THAT(load_error("categories:\n  newsletter:\n    check_consent: false\n"),
+             Catch::Contains("categories.newsletter.check_consent: false, but consent_required is true"));
+  CHECK_THAT(load_error("categories:\n  receipt:\n    check_consent: maybe\n"),
+             Catch::Contains("categories.receipt.check_consent: expected true or false"));
+}
