@@ -24,12 +24,11 @@
 #include <boost/json/value.hpp>
 
 #include "testpeers/listener.hpp"
-#include "adapters/smtp/base64.hpp"
+#include "support/base64.hpp"
 #include "adapters/watchdog.hpp"
 
 namespace budstikke::testpeers {
 using adapters::io_deadline;
-namespace smtp = adapters::smtp;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -288,7 +287,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
     if (!opt.username.empty()) {
       std::string expected = "Basic ";
-      smtp::append_base64(expected, opt.username + ":" + opt.password);
+      support::append_base64(opt.username + ":" + opt.password, expected);
       if (req[http::field::authorization] != expected)
         return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
     }
