@@ -18,6 +18,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -25,6 +26,7 @@
 
 #include "testpeers/listener.hpp"
 #include "support/base64.hpp"
+#include "support/json.hpp"
 #include "adapters/watchdog.hpp"
 
 namespace budstikke::testpeers {
@@ -228,7 +230,12 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
     std::uint64_t id = next_id++;
     std::string id_text = "sink-" + std::to_string(id);
     if (opt.kind == sms_sink_kind::json) {
-      answer(res, http::status::ok, R"({"messages":[{"id":")" + id_text + R"(","status":"queued"}]})");
+      json::object message;
+      message["id"] = id_text;
+      message["status"] = "queued";
+      json::object body;
+      body["messages"].emplace_array().emplace_back(std::move(message));
+      answer(res, http::status::ok, json::serialize(body));
     } else {
       answer(res, http::status::accepted, "0: Accepted for delivery");
     }
@@ -246,8 +253,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       line["from"] = f.from;
       line["text"] = f.text;
       line["coding"] = ucs2 ? "ucs2" : "gsm7";
-      std::string text = json::serialize(line);
-      text.push_back('\n');
+      const std::string text = support::json_line(line);
       std::fwrite(text.data(), 1, text.size(), store);
       std::fflush(store);
     }
