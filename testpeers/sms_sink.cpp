@@ -26,6 +26,7 @@
 
 #include "testpeers/listener.hpp"
 #include "support/base64.hpp"
+#include "support/form_urlencoded.hpp"
 #include "support/json.hpp"
 #include "adapters/watchdog.hpp"
 
@@ -39,36 +40,6 @@ namespace json = boost::json;
 using asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool form_decode(std::string_view in, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-      int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return false;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
 bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
   std::string value;
   while (!form.empty()) {
@@ -77,7 +48,10 @@ bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
     form = amp == std::string_view::npos ? std::string_view() : form.substr(amp + 1);
     auto eq = pair.find('=');
     std::string_view name = pair.substr(0, eq);
-    if (!form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value)) return false;
+    value.clear();
+    if (!support::decode_form_component(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value,
+                                        support::malformed_escape::reject))
+      return false;
     if (name == "username") out.username = value;
     else if (name == "password") out.password = value;
     else if (name == "from") out.from = value;
