@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "config/config.hpp"
+#include "support/form_urlencoded.hpp"
 #include "support/log.hpp"
 #include "engine/metrics.hpp"
 #include "engine/unsubscribe.hpp"
@@ -62,14 +63,8 @@ std::string_view path_of(const request& req) {
   return target.substr(0, target.find('?'));
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // The value of `name` in an application/x-www-form-urlencoded string (a query or a form body).
+// A malformed %-escape stays as it is, as browsers read forms (the token then does not verify).
 std::optional<std::string> form_value(std::string_view form, std::string_view name) {
   while (!form.empty()) {
     auto amp = form.find('&');
@@ -78,17 +73,7 @@ std::optional<std::string> form_value(std::string_view form, std::string_view na
     auto eq = pair.find('=');
     if (pair.substr(0, eq) != name || eq == std::string_view::npos) continue;
     std::string value;
-    auto raw = pair.substr(eq + 1);
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        value += ' ';
-      } else if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
-        value += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
-        i += 2;
-      } else {
-        value += raw[i];
-      }
-    }
+    support::decode_form_component(pair.substr(eq + 1), value, support::malformed_escape::keep);
     return value;
   }
   return std::nullopt;

@@ -18,8 +18,9 @@
 
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
-#include "support/run_sync.hpp"
+#include "support/json.hpp"
 #include "support/process.hpp"
+#include "support/run_sync.hpp"
 #include "support/rfc3339.hpp"
 
 namespace budstikke::bench {
@@ -321,18 +322,37 @@ int run_bench(const bench_options& opt) {
   }
 
   if (opt.json) {
-    std::cout << fmt::format(
-        R"({{"recipients":{},"workers":{},"window":{},"connections":{},"sink":"{}","seconds":{:.3f},"msg_per_s":{:.0f},)"
-        R"("engine_cpu_s":{:.3f},"engine_cpu_us_per_msg":{:.1f},"engine_peak_rss_mb":{:.1f},"redis_bytes_per_recipient":{:.0f},)"
-        R"("latency_p50_s":{:.3f},"latency_p95_s":{:.3f},"latency_p99_s":{:.3f},"relay_p50_ms":{:.2f},"relay_p99_ms":{:.2f},"peak_in_flight":{},)"
-        R"("enqueue_s":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"state":"{}","engine_exit":{},)"
-        R"("gateway_429":{},"requests_in_backoff":{},"requests_in_backoff_same_connection":{},"ok":{}}})",
-        opt.recipients, opt.workers, opt.window, opt.connections, sink_name, run_secs, rate, cpu, cpu_us, rss_mb,
-        redis_bytes, latency.p50, latency.p95, latency.p99, latency.relay_p50 * 1000, latency.relay_p99 * 1000,
-        samples.peak_in_flight(), enqueue_secs, st->count(queue::final_state::sent), st->count(queue::final_state::failed),
-        st->count(queue::final_state::skipped), st->count(queue::final_state::ambiguous), st->state, status.code,
-        throttled, in_backoff, in_backoff_exact, ok ? "true" : "false")
-              << std::endl;
+    using support::rounded;
+    boost::json::object r;
+    r["recipients"] = opt.recipients;
+    r["workers"] = opt.workers;
+    r["window"] = opt.window;
+    r["connections"] = opt.connections;
+    r["sink"] = sink_name;
+    r["seconds"] = rounded(run_secs, 3);
+    r["msg_per_s"] = rounded(rate, 0);
+    r["engine_cpu_s"] = rounded(cpu, 3);
+    r["engine_cpu_us_per_msg"] = rounded(cpu_us, 1);
+    r["engine_peak_rss_mb"] = rounded(rss_mb, 1);
+    r["redis_bytes_per_recipient"] = rounded(redis_bytes, 0);
+    r["latency_p50_s"] = rounded(latency.p50, 3);
+    r["latency_p95_s"] = rounded(latency.p95, 3);
+    r["latency_p99_s"] = rounded(latency.p99, 3);
+    r["relay_p50_ms"] = rounded(latency.relay_p50 * 1000, 2);
+    r["relay_p99_ms"] = rounded(latency.relay_p99 * 1000, 2);
+    r["peak_in_flight"] = samples.peak_in_flight();
+    r["enqueue_s"] = rounded(enqueue_secs, 3);
+    r["sent"] = st->count(queue::final_state::sent);
+    r["failed"] = st->count(queue::final_state::failed);
+    r["skipped"] = st->count(queue::final_state::skipped);
+    r["ambiguous"] = st->count(queue::final_state::ambiguous);
+    r["state"] = st->state;
+    r["engine_exit"] = status.code;
+    r["gateway_429"] = throttled;
+    r["requests_in_backoff"] = in_backoff;
+    r["requests_in_backoff_same_connection"] = in_backoff_exact;
+    r["ok"] = ok;
+    std::cout << support::json_line(r) << std::flush;
   } else {
     std::cout << fmt::format(
         "recipients        {}\n"

@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
-#include "support/log.hpp"
 #include "queue/campaign_store.hpp"
+#include "support/json.hpp"
 #include "support/run_sync.hpp"
 
 namespace budstikke::cli {
@@ -34,21 +34,16 @@ struct dead_letter {
 // Fields a listing shows; `show` prints every field, the address and data included.
 constexpr std::string_view listed_fields[] = {"entry", "origin", "member", "channel", "attempts", "reason", "reply", "at"};
 
-std::string to_json(const dead_letter& d, bool all_fields) {
-  std::string line = "{\"campaign\":";
-  log::append_json_string(line, d.campaign);
-  line += ",\"id\":";
-  log::append_json_string(line, d.id);
+boost::json::object to_json(const dead_letter& d, bool all_fields) {
+  boost::json::object o;
+  o["campaign"] = d.campaign;
+  o["id"] = d.id;
   for (const auto& [f, v] : d.fields) {
     if (!all_fields && std::find(std::begin(listed_fields), std::end(listed_fields), f) == std::end(listed_fields))
       continue;
-    line += ",";
-    log::append_json_string(line, f);
-    line += ":";
-    log::append_json_string(line, v);
+    o[f] = v;
   }
-  line += "}";
-  return line;
+  return o;
 }
 
 // Dead letters of an XRANGE reply, those whose reason contains `reason`.
@@ -99,7 +94,7 @@ int list(const config& cfg, const dlq_options& opt) {
   bool header = false;
   auto print = [&](const dead_letter& d) {
     if (opt.json) {
-      std::cout << to_json(d, false) << "\n";
+      std::cout << support::json_line(to_json(d, false));
       return;
     }
     if (!header) {
@@ -172,7 +167,7 @@ int show(const config& cfg, const dlq_options& opt) {
     return exit_usage;
   }
   if (opt.json) {
-    std::cout << to_json(*found, true) << "\n";
+    std::cout << support::json_line(to_json(*found, true));
     return exit_ok;
   }
   std::cout << fmt::format("campaign: {}\nid: {}\n", found->campaign, found->id);

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "admin/server.hpp"
+#include "support/json.hpp"
 #include "support/log.hpp"
 #include "engine/metrics.hpp"
 #include "engine/shard.hpp"
@@ -48,7 +49,7 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
       if (ec) return;
       if (++signals_seen > 1) {
         // Second signal: leave now. Nothing unrecorded was acknowledged, so it stays pending.
-        std::fputs("{\"level\":\"warn\",\"msg\":\"second signal: exiting at once\"}\n", stderr);
+        log::warn("second signal: exiting at once");
         std::_Exit(130);
       }
       log::info("signal received: finishing in-flight work", {{"signal", sig}});
@@ -83,13 +84,16 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
                                {"seconds", secs}, {"msg_per_s", secs > 0 ? done / secs : 0.0}});
   if (!report_file.empty()) {
     auto& m = metrics::global();
-    std::ofstream(report_file) << fmt::format(
-        R"({{"seconds":{:.3f},"sent":{},"failed":{},"skipped":{},"ambiguous":{},"msg_per_s":{:.1f},)"
-        R"("enqueue_to_accepted_s":{},"relay_roundtrip_s":{}}})"
-        "\n",
-        secs, totals.sent.load(), totals.failed.load(), totals.skipped.load(), totals.ambiguous.load(),
-        secs > 0 ? done / secs : 0.0, metrics::quantiles_json(m.enqueue_to_accepted()),
-        metrics::quantiles_json(m.relay_roundtrip()));
+    boost::json::object report;
+    report["seconds"] = support::rounded(secs, 3);
+    report["sent"] = totals.sent.load();
+    report["failed"] = totals.failed.load();
+    report["skipped"] = totals.skipped.load();
+    report["ambiguous"] = totals.ambiguous.load();
+    report["msg_per_s"] = support::rounded(secs > 0 ? done / secs : 0.0, 1);
+    report["enqueue_to_accepted_s"] = metrics::quantiles_json(m.enqueue_to_accepted());
+    report["relay_roundtrip_s"] = metrics::quantiles_json(m.relay_roundtrip());
+    std::ofstream(report_file) << support::json_line(report);
   }
   return failed ? 1 : 0;
 }

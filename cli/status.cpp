@@ -7,7 +7,7 @@
 
 #include "cli/command.hpp"
 #include "queue/campaign_store.hpp"
-#include "support/log.hpp"
+#include "support/json.hpp"
 #include "support/run_sync.hpp"
 
 #include "cli/watch.hpp"
@@ -15,6 +15,32 @@
 namespace budstikke::cli {
 namespace asio = boost::asio;
 using support::run_sync;
+
+namespace {
+
+// `status --json`: one object per campaign, its fields in this order.
+boost::json::object status_json(const queue::campaign_status& s) {
+  boost::json::object o;
+  o["id"] = s.id;
+  o["state"] = s.state;
+  o["channel"] = s.channel;
+  o["category"] = s.category;
+  o["tenant"] = s.tenant;
+  o["priority"] = s.priority;
+  o["total"] = s.total ? boost::json::value(*s.total) : boost::json::value(nullptr);
+  o["enqueued"] = s.enqueued;
+  for (auto st : queue::all_final_states) o[queue::to_string(st)] = s.count(st);
+  o["cancelled"] = s.cancelled();
+  o["resent"] = s.resent;
+  o["pending"] = s.pending();
+  o["retrying"] = s.waiting_retry();
+  o["dead_letters"] = s.dead_letters;
+  o["created_at"] = s.created_at;
+  o["finished_at"] = s.finished_at.empty() ? boost::json::value(nullptr) : boost::json::value(s.finished_at);
+  return o;
+}
+
+}  // namespace
 
 int status_command(const config& cfg, const status_options& opt) {
   queue::keys keys(cfg.key_prefix);
@@ -44,30 +70,7 @@ int status_command(const config& cfg, const status_options& opt) {
     return missing ? exit_usage : exit_runtime;
   }
   if (opt.json) {
-    for (const auto& s : rows) {
-      std::string line = "{\"id\":";
-      log::append_json_string(line, s.id);
-      line += ",\"state\":";
-      log::append_json_string(line, s.state);
-      line += ",\"channel\":";
-      log::append_json_string(line, s.channel);
-      line += ",\"category\":";
-      log::append_json_string(line, s.category);
-      line += ",\"tenant\":";
-      log::append_json_string(line, s.tenant);
-      line += fmt::format(",\"priority\":{},\"total\":{},\"enqueued\":{}", s.priority,
-                          s.total ? std::to_string(*s.total) : "null", s.enqueued);
-      for (auto st : queue::all_final_states) line += fmt::format(",\"{}\":{}", queue::to_string(st), s.count(st));
-      line += fmt::format(",\"cancelled\":{},\"resent\":{},\"pending\":{},\"retrying\":{},\"dead_letters\":{},"
-                          "\"created_at\":",
-                          s.cancelled(), s.resent, s.pending(), s.waiting_retry(), s.dead_letters);
-      log::append_json_string(line, s.created_at);
-      line += ",\"finished_at\":";
-      if (s.finished_at.empty()) line += "null";
-      else log::append_json_string(line, s.finished_at);
-      line += "}\n";
-      std::cout << line;
-    }
+    for (const auto& s : rows) std::cout << support::json_line(status_json(s));
     return exit_ok;
   }
   if (rows.empty()) {

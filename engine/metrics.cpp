@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "support/json.hpp"
+
 namespace budstikke::engine::metrics {
 namespace {
 
@@ -313,9 +315,13 @@ std::string registry::render_prometheus(std::chrono::steady_clock::time_point no
   return out;
 }
 
-std::string quantiles_json(const histogram::snapshot& s) {
-  return fmt::format(R"({{"count":{},"p50":{:.4f},"p95":{:.4f},"p99":{:.4f}}})", s.count, s.quantile(0.5),
-                     s.quantile(0.95), s.quantile(0.99));
+boost::json::object quantiles_json(const histogram::snapshot& s) {
+  boost::json::object o;
+  o["count"] = s.count;
+  o["p50"] = support::rounded(s.quantile(0.5), 4);
+  o["p95"] = support::rounded(s.quantile(0.95), 4);
+  o["p99"] = support::rounded(s.quantile(0.99), 4);
+  return o;
 }
 
 registry& global() {

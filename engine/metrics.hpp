@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "adapters/delivery.hpp"
 #include "queue/schema.hpp"
 
@@ -159,8 +161,8 @@ class registry {
   std::chrono::system_clock::time_point started_;
 };
 
-// {"count":N,"p50":s,"p95":s,"p99":s} for a run report.
-std::string quantiles_json(const histogram::snapshot& s);
+// {"count":N,"p50":s,"p95":s,"p99":s} for a run report, in seconds to 4 places.
+boost::json::object quantiles_json(const histogram::snapshot& s);
 
 // The process's registry (the shards and the admin server use it; tests make their own).
 registry& global();

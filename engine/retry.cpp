@@ -1,6 +1,6 @@
 #include "engine/retry.hpp"
 
-#include <algorithm>
+#include "support/backoff.hpp"
 
 namespace budstikke::engine {
 
@@ -18,17 +18,13 @@ retry_plan plan_retry(std::uint32_t attempts, std::uint32_t paused, std::chrono:
     plan.give_up = true;
     return plan;
   }
-  std::int64_t cap = 0;
   if (pause_only) {
-    cap = retry_after.count() / 10;
+    plan.delay = support::uniform_delay(retry_after, retry_after + retry_after / 10, random);
   } else {
     // Doubling stops at 2^16: with any sane base the bound is hours already.
-    const auto shift = std::min<std::uint32_t>(std::max(plan.attempts, 1u) - 1, 16);
-    cap = base.count() << shift;
+    const support::backoff schedule{.initial = base, .cap = base * (1 << 16), .spread = support::jitter::full};
+    plan.delay = schedule.delay(plan.attempts, random);
   }
-  const auto span = static_cast<std::uint64_t>(cap) + 1;
-  plan.delay = std::chrono::milliseconds(static_cast<std::int64_t>(random % span));
-  if (pause_only) plan.delay += retry_after;
   return plan;
 }
 

@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "support/backoff.hpp"
+
 namespace budstikke::queue {
 namespace asio = boost::asio;
 using asio::as_tuple;
@@ -191,18 +193,16 @@ asio::awaitable<std::error_code> connection::async_exec_retrying(const request& 
                                                                  std::vector<reply_ptr>& replies,
                                                                  std::chrono::milliseconds give_up_after) {
   auto give_up = std::chrono::steady_clock::now() + give_up_after;
-  auto backoff = cfg_.backoff_min;
-  thread_local std::minstd_rand jitter{std::random_device{}()};
+  // Jittered: a fleet of shards reconnecting after a Redis restart must not arrive in step.
+  const support::backoff backoff{
+      .initial = cfg_.backoff_min, .cap = cfg_.backoff_max, .spread = support::jitter::equal};
+  thread_local std::mt19937_64 random{std::random_device{}()};
   asio::steady_timer timer(socket_.get_executor());
-  for (;;) {
+  for (std::uint32_t attempt = 1;; ++attempt) {
     auto ec = co_await async_exec(req, replies);
     if (!ec || std::chrono::steady_clock::now() >= give_up) co_return ec;
-    // Full jitter: a fleet of shards reconnecting after a Redis restart must not arrive in step.
-    auto wait = std::chrono::milliseconds(
-        std::uniform_int_distribution<std::int64_t>(backoff.count() / 2, backoff.count())(jitter));
-    timer.expires_after(wait);
+    timer.expires_after(backoff.delay(attempt, random()));
     co_await timer.async_wait(as_tuple(use_awaitable));
-    backoff = std::min(backoff * 2, cfg_.backoff_max);
   }
 }
 

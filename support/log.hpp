@@ -30,7 +30,4 @@ inline void warn(std::string_view m, std::initializer_list<field> f = {}) { writ
 inline void error(std::string_view m, std::initializer_list<field> f = {}) { write(level::error, m, f); }
 inline void debug(std::string_view m, std::initializer_list<field> f = {}) { write(level::debug, m, f); }
 
-// JSON string escaping, shared with the CLI's --json output.
-void append_json_string(std::string& out, std::string_view s);
-
 }  // namespace budstikke::log

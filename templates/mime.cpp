@@ -4,6 +4,8 @@
 #include <array>
 #include <cstdint>
 
+#include "support/base64.hpp"
+
 namespace budstikke::templates {
 namespace {
 
@@ -72,27 +74,6 @@ bool reserved_header(std::string_view name) {
   return std::any_of(reserved.begin(), reserved.end(), [&](std::string_view r) { return iequals(r, name); });
 }
 
-void append_base64(std::string_view in, std::string& out) {
-  constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) |
-                            (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    out.push_back(alphabet[v & 63]);
-  }
-  if (const auto rest = in.size() - i; rest > 0) {
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? alphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-}
-
 // Writes one header field, folding between words so that lines stay short.
 class header_writer {
  public:
@@ -147,7 +128,7 @@ class header_writer {
       if (take == 0) take = std::min(max_bytes, s.size());  // not UTF-8 at all; just cut
       raw(word_prefix);
       const auto before = out_.size();
-      append_base64(s.substr(0, take), out_);
+      support::append_base64(s.substr(0, take), out_);
       column_ += out_.size() - before;
       raw(word_suffix);
       s.remove_prefix(take);

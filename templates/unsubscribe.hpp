@@ -32,9 +32,4 @@ void make_unsubscribe_token(std::string_view secret, std::string_view campaign, 
 // signature is compared in constant time); nullopt otherwise.
 std::optional<unsubscribe_fields> verify_unsubscribe_token(std::string_view secret, std::string_view token);
 
-// URL-safe base64 without padding (RFC 4648 section 5), appended to `out`.
-void append_base64url(std::string_view in, std::string& out);
-// Decodes unpadded base64url; false on any other character or an impossible length.
-bool decode_base64url(std::string_view in, std::string& out);
-
 }  // namespace budstikke::templates

@@ -3,10 +3,9 @@
 #include <charconv>
 #include <cstring>
 
-#include "adapters/smtp/base64.hpp"
+#include "support/base64.hpp"
 
 namespace budstikke::testpeers {
-namespace smtp = adapters::smtp;
 namespace {
 
 char upper(char c) noexcept { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
@@ -246,8 +245,8 @@ void server_session::on_auth_response(std::string_view line) {
     out_.append("501 5.7.0 Authentication aborted\r\n");
     return;
   }
-  auto decoded = smtp::decode_base64(line);
-  if (!decoded) {
+  std::string decoded;
+  if (!support::decode_base64(line, decoded)) {
     out_.append("501 5.5.2 Cannot decode response\r\n");
     return;
   }
@@ -255,7 +254,7 @@ void server_session::on_auth_response(std::string_view line) {
     case auth_state::none:  // PLAIN with an initial response
     case auth_state::plain: {
       // authzid NUL authcid NUL password
-      std::string_view v = *decoded;
+      std::string_view v = decoded;
       std::size_t a = v.find('\0');
       std::size_t b = a == std::string_view::npos ? a : v.find('\0', a + 1);
       if (b == std::string_view::npos) {
@@ -266,12 +265,12 @@ void server_session::on_auth_response(std::string_view line) {
       return;
     }
     case auth_state::login_user:
-      login_user_ = std::move(*decoded);
+      login_user_ = std::move(decoded);
       auth_state_ = auth_state::login_password;
       out_.append("334 UGFzc3dvcmQ6\r\n");  // "Password:"
       return;
     case auth_state::login_password:
-      finish_auth(login_user_, *decoded);
+      finish_auth(login_user_, decoded);
       login_user_.clear();
       return;
   }

@@ -2,15 +2,9 @@
 
 #include <atomic>
 #include <cstdio>
-#include <exception>
-#include <unordered_set>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -18,18 +12,20 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
-#include "testpeers/listener.hpp"
-#include "adapters/smtp/base64.hpp"
+#include "testpeers/sink_server.hpp"
+#include "support/base64.hpp"
+#include "support/form_urlencoded.hpp"
+#include "support/json.hpp"
 #include "adapters/watchdog.hpp"
 
 namespace budstikke::testpeers {
 using adapters::io_deadline;
-namespace smtp = adapters::smtp;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -37,36 +33,6 @@ namespace http = beast::http;
 namespace json = boost::json;
 using asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool form_decode(std::string_view in, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%') {
-      int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-      int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return false;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return true;
-}
-
-}  // namespace
 
 bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
   std::string value;
@@ -76,7 +42,10 @@ bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
     form = amp == std::string_view::npos ? std::string_view() : form.substr(amp + 1);
     auto eq = pair.find('=');
     std::string_view name = pair.substr(0, eq);
-    if (!form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value)) return false;
+    value.clear();
+    if (!support::decode_form_component(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), value,
+                                        support::malformed_escape::reject))
+      return false;
     if (name == "username") out.username = value;
     else if (name == "password") out.password = value;
     else if (name == "from") out.from = value;
@@ -87,71 +56,28 @@ bool parse_kannel_form(std::string_view form, sms_request_fields& out) {
   return true;
 }
 
-struct sms_sink::impl final : std::enable_shared_from_this<impl> {
+struct sms_sink::impl final : sink_server {
   impl(asio::any_io_executor executor, sms_sink_options options)
-      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), dice(opt.seed) {
+      : sink_server(std::move(executor)), opt(std::move(options)), dice(opt.seed) {
     if (opt.store) {
       store = std::fopen(opt.store->c_str(), "a");
       if (store == nullptr) throw std::system_error(errno, std::generic_category(), "cannot open " + *opt.store);
     }
-    bound_port = listen_on(acceptor, opt.listen_host, opt.port).port;
+    listen(opt.listen_host, opt.port);
   }
 
   ~impl() {
     if (store != nullptr) std::fclose(store);
   }
 
-  void start() {
-    asio::co_spawn(ex, accept_loop(shared_from_this()), [](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-    });
-  }
-
-  void stop() {
-    if (stopped) return;
-    stopped = true;
-    boost::system::error_code ignored;
-    acceptor.close(ignored);
-    for (tcp::socket* s : sockets) s->close(ignored);
-  }
-
   double next_unit() noexcept { return dice.next_unit(); }
-
-  static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
-    while (!self->stopped) {
-      auto [ec, socket] = co_await self->acceptor.async_accept(use_tuple);
-      if (ec) {
-        if (self->stopped) break;
-        continue;
-      }
-      self->counters.connections.fetch_add(1, std::memory_order_relaxed);
-      asio::co_spawn(self->ex, serve(self, std::move(socket)), [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-    }
-  }
-
-  static asio::awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket socket) {
-    using namespace asio::experimental::awaitable_operators;
-    if (self->stopped) co_return;
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    self->sockets.insert(&socket);
-    asio::steady_timer watchdog_timer(self->ex);
-    io_deadline deadline;
-    co_await (converse(*self, socket, deadline) || deadline.watch(watchdog_timer, [&socket] {
-                boost::system::error_code e;
-                socket.close(e);
-              }));
-    self->sockets.erase(&socket);
-    socket.close(ignored);
-  }
 
   enum class fate { answer, slow, drop };
 
-  static asio::awaitable<void> converse(impl& self, tcp::socket& socket, io_deadline& deadline) {
+  asio::awaitable<void> converse(tcp::socket& socket, io_deadline& deadline) override {
+    impl& self = *this;
     beast::flat_buffer buffer;
-    asio::steady_timer delay(self.ex);
+    asio::steady_timer delay(self.executor());
     http::response<http::string_body> res;
     // The end of a back-off window this connection's own 429 announced: a request on it before
     // then was certainly sent after the client had that 429 (HTTP/1.1, one request at a time).
@@ -229,7 +155,12 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
     std::uint64_t id = next_id++;
     std::string id_text = "sink-" + std::to_string(id);
     if (opt.kind == sms_sink_kind::json) {
-      answer(res, http::status::ok, R"({"messages":[{"id":")" + id_text + R"(","status":"queued"}]})");
+      json::object message;
+      message["id"] = id_text;
+      message["status"] = "queued";
+      json::object body;
+      body["messages"].emplace_array().emplace_back(std::move(message));
+      answer(res, http::status::ok, json::serialize(body));
     } else {
       answer(res, http::status::accepted, "0: Accepted for delivery");
     }
@@ -247,8 +178,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       line["from"] = f.from;
       line["text"] = f.text;
       line["coding"] = ucs2 ? "ucs2" : "gsm7";
-      std::string text = json::serialize(line);
-      text.push_back('\n');
+      const std::string text = support::json_line(line);
       std::fwrite(text.data(), 1, text.size(), store);
       std::fflush(store);
     }
@@ -288,7 +218,7 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
       return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
     if (!opt.username.empty()) {
       std::string expected = "Basic ";
-      smtp::append_base64(expected, opt.username + ":" + opt.password);
+      support::append_base64(opt.username + ":" + opt.password, expected);
       if (req[http::field::authorization] != expected)
         return std::pair{http::status::unauthorized, std::string(R"({"error":"unauthorized"})")};
     }
@@ -309,17 +239,12 @@ struct sms_sink::impl final : std::enable_shared_from_this<impl> {
   }
 
   struct atomic_stats {
-    std::atomic<std::uint64_t> connections{0}, requests{0}, accepted{0}, rejected{0}, throttled{0}, in_backoff{0},
-        errors{0}, slow{0}, dropped{0}, ucs2{0}, in_backoff_same_connection{0};
+    std::atomic<std::uint64_t> requests{0}, accepted{0}, rejected{0}, throttled{0}, in_backoff{0}, errors{0}, slow{0},
+        dropped{0}, ucs2{0}, in_backoff_same_connection{0};
   };
 
-  asio::any_io_executor ex;
   sms_sink_options opt;
-  tcp::acceptor acceptor;
-  std::uint16_t bound_port = 0;
   fault_dice dice;
-  bool stopped = false;
-  std::unordered_set<tcp::socket*> sockets;
   std::FILE* store = nullptr;
   std::uint64_t next_id = 1;
   std::chrono::steady_clock::time_point backoff_from{}, backoff_until{};
@@ -333,44 +258,27 @@ sms_sink::sms_sink(asio::any_io_executor ex, sms_sink_options opt)
 
 sms_sink::~sms_sink() { impl_->stop(); }
 
-std::uint16_t sms_sink::port() const { return impl_->bound_port; }
+std::uint16_t sms_sink::port() const { return impl_->port(); }
 
 void sms_sink::stop() { impl_->stop(); }
 
 sms_sink::stats sms_sink::statistics() const {
   const auto& c = impl_->counters;
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {get(c.connections), get(c.requests), get(c.accepted), get(c.rejected), get(c.throttled),
+  return {impl_->connections(), get(c.requests), get(c.accepted), get(c.rejected), get(c.throttled),
           get(c.in_backoff),  get(c.errors),   get(c.slow),     get(c.dropped),  get(c.ucs2),
           get(c.in_backoff_same_connection)};
 }
 
 int run_sms_sink_until_signal(const sms_sink_options& opt) {
-  asio::io_context io(1);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::optional<sms_sink> sink;
-  try {
-    sink.emplace(io.get_executor(), opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sink: cannot start: %s\n", e.what());
-    return 1;
-  }
-  signals.async_wait([&](const boost::system::error_code&, int) {
-    sink->stop();
-    io.stop();
+  return run_until_signal<sms_sink>(opt, [](const sms_sink::stats& s) {
+    auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::printf(
+        "sink: connections=%llu requests=%llu accepted=%llu rejected=%llu throttled=%llu in_backoff=%llu errors=%llu "
+        "slow=%llu dropped=%llu ucs2=%llu in_backoff_same_connection=%llu\n",
+        u(s.connections), u(s.requests), u(s.accepted), u(s.rejected), u(s.throttled), u(s.in_backoff), u(s.errors),
+        u(s.slow), u(s.dropped), u(s.ucs2), u(s.in_backoff_same_connection));
   });
-  std::printf("listening on %s:%u\n", opt.listen_host.c_str(), static_cast<unsigned>(sink->port()));
-  std::fflush(stdout);
-  io.run();
-  sms_sink::stats s = sink->statistics();
-  auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::printf(
-      "sink: connections=%llu requests=%llu accepted=%llu rejected=%llu throttled=%llu in_backoff=%llu errors=%llu "
-      "slow=%llu dropped=%llu ucs2=%llu in_backoff_same_connection=%llu\n",
-      u(s.connections), u(s.requests), u(s.accepted), u(s.rejected), u(s.throttled), u(s.in_backoff), u(s.errors),
-      u(s.slow), u(s.dropped), u(s.ucs2), u(s.in_backoff_same_connection));
-  std::fflush(stdout);
-  return 0;
 }
 
 }  // namespace budstikke::testpeers

@@ -3,18 +3,11 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
-#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <unordered_set>
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,7 +16,7 @@
 
 #include <unistd.h>
 
-#include "testpeers/listener.hpp"
+#include "testpeers/sink_server.hpp"
 #include "testpeers/session.hpp"
 #include "adapters/watchdog.hpp"
 
@@ -34,9 +27,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> {
+struct smtp_sink::impl final : sink_server, session_host {
   impl(asio::any_io_executor executor, smtp_sink_options options)
-      : ex(std::move(executor)), opt(std::move(options)), acceptor(ex), dice(opt.seed) {
+      : sink_server(std::move(executor)), opt(std::move(options)), dice(opt.seed) {
     if (!opt.tls_cert_file.empty()) {
       tls_context.emplace(asio::ssl::context::tls_server);
       SSL_CTX_set_min_proto_version(tls_context->native_handle(), TLS1_2_VERSION);
@@ -45,9 +38,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
                                         asio::ssl::context::pem);
     }
     if (opt.maildir) open_maildir(*opt.maildir);
-    auto listening = listen_on(acceptor, opt.listen_host, opt.port);
-    bound_port = listening.port;
-    loopback_only = listening.loopback;
+    listen(opt.listen_host, opt.port);
   }
 
   void open_maildir(const std::string& dir) {
@@ -63,20 +54,6 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
 
   ~impl() {
     if (recipients_log != nullptr) std::fclose(recipients_log);
-  }
-
-  void start() {
-    asio::co_spawn(ex, accept_loop(shared_from_this()), [](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-    });
-  }
-
-  void stop() {
-    if (stopped) return;
-    stopped = true;
-    boost::system::error_code ignored;
-    acceptor.close(ignored);
-    for (tcp::socket* s : sockets) s->close(ignored);
   }
 
   double next_unit() noexcept { return dice.next_unit(); }
@@ -133,7 +110,7 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
   bool keep_bodies() const override { return !maildir_path.empty(); }
   bool starttls_available() const override { return tls_context.has_value() && !opt.implicit_tls; }
   bool auth_required() const override { return !opt.auth_user.empty(); }
-  bool auth_in_clear_allowed() const override { return loopback_only; }
+  bool auth_in_clear_allowed() const override { return loopback(); }
   bool check_credentials(std::string_view user, std::string_view password) override {
     return user == opt.auth_user && password == opt.auth_password;
   }
@@ -141,37 +118,6 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
     (what == seen::mail ? counters.mail_commands : counters.auth_commands).fetch_add(1, std::memory_order_relaxed);
   }
   std::uint64_t size_limit() const override { return opt.size_limit; }
-
-  static asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
-    while (!self->stopped) {
-      auto [ec, socket] = co_await self->acceptor.async_accept(use_tuple);
-      if (ec) {
-        if (self->stopped) break;
-        continue;  // e.g. EMFILE: keep serving the connections we have
-      }
-      self->counters.connections.fetch_add(1, std::memory_order_relaxed);
-      asio::co_spawn(self->ex, serve(self, std::move(socket)), [](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-      });
-    }
-  }
-
-  static asio::awaitable<void> serve(std::shared_ptr<impl> self, tcp::socket socket) {
-    using namespace asio::experimental::awaitable_operators;
-    if (self->stopped) co_return;
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    self->sockets.insert(&socket);
-    asio::steady_timer watchdog_timer(self->ex);
-    io_deadline deadline;
-    co_await (converse(*self, socket, deadline) ||
-              deadline.watch(watchdog_timer, [&socket] {
-                boost::system::error_code e;
-                socket.close(e);
-              }));
-    self->sockets.erase(&socket);
-    socket.close(ignored);
-  }
 
   using tls_stream = asio::ssl::stream<tcp::socket&>;
 
@@ -184,10 +130,11 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
     co_return !ec;
   }
 
-  static asio::awaitable<void> converse(impl& self, tcp::socket& socket, io_deadline& deadline) {
+  asio::awaitable<void> converse(tcp::socket& socket, io_deadline& deadline) override {
+    impl& self = *this;
     server_session session(self);
     std::vector<char> buffer(64 * 1024);
-    asio::steady_timer delay(self.ex);
+    asio::steady_timer delay(self.executor());
     std::optional<tls_stream> tls;
     if (self.opt.implicit_tls && self.tls_context) {
       if (!co_await server_handshake(self, socket, tls, deadline)) co_return;
@@ -232,20 +179,14 @@ struct smtp_sink::impl final : session_host, std::enable_shared_from_this<impl> 
   }
 
   struct atomic_stats {
-    std::atomic<std::uint64_t> connections{0}, messages{0}, recipients{0}, bytes{0}, rcpt_transient{0},
-        rcpt_rejected{0}, dot_transient{0}, dropped_after_dot{0}, tls_handshakes{0}, tls_failures{0},
-        auth_commands{0}, mail_commands{0};
+    std::atomic<std::uint64_t> messages{0}, recipients{0}, bytes{0}, rcpt_transient{0}, rcpt_rejected{0},
+        dot_transient{0}, dropped_after_dot{0}, tls_handshakes{0}, tls_failures{0}, auth_commands{0},
+        mail_commands{0};
   };
 
-  asio::any_io_executor ex;
   smtp_sink_options opt;
   std::optional<asio::ssl::context> tls_context;
-  bool loopback_only = false;
-  tcp::acceptor acceptor;
-  std::uint16_t bound_port = 0;
   fault_dice dice;
-  bool stopped = false;
-  std::unordered_set<tcp::socket*> sockets;
   std::string maildir_path, name_prefix;
   std::FILE* recipients_log = nullptr;
   atomic_stats counters;
@@ -258,49 +199,29 @@ smtp_sink::smtp_sink(asio::any_io_executor ex, smtp_sink_options opt)
 
 smtp_sink::~smtp_sink() { impl_->stop(); }
 
-std::uint16_t smtp_sink::port() const { return impl_->bound_port; }
+std::uint16_t smtp_sink::port() const { return impl_->port(); }
 
 void smtp_sink::stop() { impl_->stop(); }
 
 smtp_sink::stats smtp_sink::statistics() const {
   const auto& c = impl_->counters;
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {get(c.connections),    get(c.messages),      get(c.recipients),    get(c.bytes),
+  return {impl_->connections(), get(c.messages),      get(c.recipients),    get(c.bytes),
           get(c.rcpt_transient), get(c.rcpt_rejected), get(c.dot_transient), get(c.dropped_after_dot),
           get(c.tls_handshakes), get(c.tls_failures), get(c.auth_commands), get(c.mail_commands)};
 }
 
 int run_smtp_sink_until_signal(const smtp_sink_options& opt) {
-  asio::io_context io(1);
-  // Signals first: whoever sees the port open may already send SIGTERM.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::optional<smtp_sink> sink;
-  try {
-    sink.emplace(io.get_executor(), opt);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sink: cannot start: %s\n", e.what());
-    return 1;
-  }
-  signals.async_wait([&](const boost::system::error_code&, int) {
-    sink->stop();
-    io.stop();
+  return run_until_signal<smtp_sink>(opt, [](const smtp_sink::stats& s) {
+    auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::printf(
+        "sink: connections=%llu messages=%llu recipients=%llu bytes=%llu rcpt_transient=%llu "
+        "rcpt_rejected=%llu dot_transient=%llu dropped_after_dot=%llu tls_handshakes=%llu tls_failures=%llu "
+        "auth_commands=%llu mail_commands=%llu\n",
+        u(s.connections), u(s.messages), u(s.recipients), u(s.bytes), u(s.rcpt_transient), u(s.rcpt_rejected),
+        u(s.dot_transient), u(s.dropped_after_dot), u(s.tls_handshakes), u(s.tls_failures), u(s.auth_commands),
+        u(s.mail_commands));
   });
-  std::printf("listening on %s:%u\n", opt.listen_host.c_str(), static_cast<unsigned>(sink->port()));
-  std::fflush(stdout);
-  io.run();
-  smtp_sink::stats s = sink->statistics();
-  std::printf(
-      "sink: connections=%llu messages=%llu recipients=%llu bytes=%llu rcpt_transient=%llu "
-      "rcpt_rejected=%llu dot_transient=%llu dropped_after_dot=%llu tls_handshakes=%llu tls_failures=%llu "
-      "auth_commands=%llu mail_commands=%llu\n",
-      static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.messages),
-      static_cast<unsigned long long>(s.recipients), static_cast<unsigned long long>(s.bytes),
-      static_cast<unsigned long long>(s.rcpt_transient), static_cast<unsigned long long>(s.rcpt_rejected),
-      static_cast<unsigned long long>(s.dot_transient), static_cast<unsigned long long>(s.dropped_after_dot),
-      static_cast<unsigned long long>(s.tls_handshakes), static_cast<unsigned long long>(s.tls_failures),
-      static_cast<unsigned long long>(s.auth_commands), static_cast<unsigned long long>(s.mail_commands));
-  std::fflush(stdout);
-  return 0;
 }
 
 }  // namespace budstikke::testpeers

@@ -9,7 +9,7 @@
 #include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
 
-#include "adapters/smtp/base64.hpp"
+#include "support/base64.hpp"
 
 namespace budstikke::adapters::sms_http {
 namespace json = boost::json;
@@ -87,7 +87,7 @@ void build_json(const gateway_config& cfg, const sms_fields& sms, http_request& 
   } else if (!cfg.username.empty()) {
     std::string credentials = cfg.username + ":" + cfg.password;
     std::string header = "Authorization: Basic ";
-    smtp::append_base64(header, credentials);
+    support::append_base64(credentials, header);
     out.headers.push_back(std::move(header));
   }
   for (const auto& [name, value] : cfg.headers) out.headers.push_back(header(name, value));

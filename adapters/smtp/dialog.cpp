@@ -6,7 +6,7 @@
 
 #include <openssl/crypto.h>
 
-#include "adapters/smtp/base64.hpp"
+#include "support/base64.hpp"
 
 namespace budstikke::adapters::smtp {
 namespace {
@@ -543,7 +543,7 @@ void dialog::write_command(command cmd, std::uint8_t index) {
       token.push_back('\0');
       token.append(opt_.password);
       out_.append("AUTH PLAIN ");
-      append_base64(out_, token);
+      support::append_base64(token, out_);
       out_.append("\r\n");
       OPENSSL_cleanse(token.data(), token.size());
       out_has_secret_ = true;
@@ -552,7 +552,7 @@ void dialog::write_command(command cmd, std::uint8_t index) {
     case command::auth_login: out_.append("AUTH LOGIN\r\n"); break;
     case command::auth_login_user:
     case command::auth_login_password:
-      append_base64(out_, cmd == command::auth_login_user ? opt_.username : opt_.password);
+      support::append_base64(cmd == command::auth_login_user ? opt_.username : opt_.password, out_);
       out_.append("\r\n");
       out_has_secret_ = true;
       break;

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "adapters/smtp/pool.hpp"
+#include "support/smooth_weighted.hpp"
 
 namespace budstikke::adapters::smtp {
 namespace {
@@ -69,17 +70,14 @@ class relay_set final : public smtp_messenger {
 
   // The next relay not in `tried` (a bit per relay), among the available ones when asked.
   relay* pick(std::uint32_t tried, bool available_only) {
-    relay* best = nullptr;
-    long long total = 0;
-    for (auto& r : relays_) {
-      if ((tried >> r->index) & 1u) continue;
-      if (available_only && (!r->relay_pool->available() || r->relay_pool->closed())) continue;
-      r->current += r->weight;
-      total += r->weight;
-      if (best == nullptr || r->current > best->current) best = r.get();
-    }
-    if (best != nullptr) best->current -= total;
-    return best;
+    auto it = support::pick_smooth_weighted(
+        relays_, [](const std::unique_ptr<relay>& r) { return r->weight; },
+        [](std::unique_ptr<relay>& r) -> long long& { return r->current; },
+        [&](const std::unique_ptr<relay>& r) {
+          if ((tried >> r->index) & 1u) return false;
+          return !available_only || (r->relay_pool->available() && !r->relay_pool->closed());
+        });
+    return it == relays_.end() ? nullptr : it->get();
   }
 
   void on_delivered(relay& from, delivery& d) {

@@ -25,6 +25,7 @@
 
 #include "adapters/smtp/dialog.hpp"
 #include "adapters/watchdog.hpp"
+#include "support/backoff.hpp"
 #include "support/pending_handlers.hpp"
 
 namespace budstikke::adapters::smtp {
@@ -126,6 +127,11 @@ struct pool::impl final : delivery_source, delivery_listener {
       connections.push_back(std::make_unique<connection>(*this, i));
     }
     rng_state = 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this);
+    const auto first = std::max(std::chrono::milliseconds(1), cfg.reconnect_backoff_min);
+    reconnect = {.initial = first,
+                 .cap = std::max(first, cfg.reconnect_backoff_max),
+                 .spread = support::jitter::equal,
+                 .floor = first};
   }
 
   delivery* take() override { return queue.pop(); }
@@ -215,20 +221,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   }
 
   // Exponential in the consecutive failures, jittered to [max(min, b/2), b], b <= max.
-  std::chrono::milliseconds backoff() noexcept {
-    std::int64_t b = cfg.reconnect_backoff_min.count();
-    for (unsigned i = 1; i < consecutive_failures && b < cfg.reconnect_backoff_max.count(); ++i) b *= 2;
-    return jittered(b);
-  }
-
-  std::chrono::milliseconds jittered(std::int64_t b) noexcept {
-    std::int64_t lo = std::max<std::int64_t>(1, cfg.reconnect_backoff_min.count());
-    std::int64_t hi = std::max<std::int64_t>(lo, cfg.reconnect_backoff_max.count());
-    b = std::clamp(b, lo, hi);
-    std::int64_t floor = std::max(lo, b / 2);
-    auto spread = static_cast<std::uint64_t>(b - floor + 1);
-    return std::chrono::milliseconds(floor + static_cast<std::int64_t>(next_random() % spread));
-  }
+  std::chrono::milliseconds backoff() noexcept { return reconnect.delay(consecutive_failures, next_random()); }
 
   asio::awaitable<void> run(connection& c) {
     // spawn() counted this connection as connecting; converse() uncounts it once connected.
@@ -321,8 +314,9 @@ struct pool::impl final : delivery_source, delivery_listener {
       log(log_level::warn, "smtp relay said 421, drained", "service closing");
       return_if_none_established();
     } else if (c.machine.close_reason()) {
-      // A connection that worked and then failed: reconnect soon, but never in a tight loop.
-      c.retry_after = jittered(2 * cfg.reconnect_backoff_min.count());
+      // A connection that worked and then failed: reconnect soon, but never in a tight loop (the
+      // wait after a second failure, in [min, 2 * min]).
+      c.retry_after = reconnect.delay(2, next_random());
     }
   }
 
@@ -493,6 +487,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   clock_type::time_point relay_down_until{};
   bool closing = false, closed = false, hand_back_posted = false;
   std::uint64_t rng_state;
+  support::backoff reconnect;  // from cfg.reconnect_backoff_min/max
   stats st{};
   support::pending_handlers handlers;  // last: destroyed first, so a late handler finds us gone
 };

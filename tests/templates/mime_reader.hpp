@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/base64.hpp"
+
 namespace budstikke::testing::mime {
 
 inline std::vector<std::string> lines_of(const std::string& message) {
@@ -50,28 +52,6 @@ inline std::string header(const std::string& message, const std::string& name) {
   return value;
 }
 
-inline std::string base64_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    return c == '+' ? 62 : 63;
-  };
-  std::string out;
-  unsigned bits = 0;
-  int count = 0;
-  for (const char c : in) {
-    if (c == '=') break;
-    bits = (bits << 6) | static_cast<unsigned>(value(c));
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xFF));
-    }
-  }
-  return out;
-}
-
 inline bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -92,7 +72,8 @@ inline std::string decode_words(const std::string& unfolded) {
     const auto end = unfolded.find("?=", p + 10);
     REQUIRE(end != std::string::npos);
     CHECK(end + 2 - p <= 75);
-    const auto decoded = base64_decode(std::string_view(unfolded).substr(p + 10, end - p - 10));
+    std::string decoded;
+    REQUIRE(support::decode_base64(std::string_view(unfolded).substr(p + 10, end - p - 10), decoded));
     CHECK(valid_utf8(decoded));  // never split inside a UTF-8 sequence
     out += decoded;
     p = end + 2;

@@ -9,9 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/base64.hpp"
 #include "templates/unsubscribe.hpp"
 
 using namespace budstikke::templates;
+using budstikke::support::append_base64url;  // the tokens' base64url
+using budstikke::support::decode_base64url;
 
 TEST_CASE("unsubscribe: a token verifies and gives back its fields") {
   std::string token;

@@ -1,0 +1,21 @@
+// What the JSON outputs share (log lines, `status --json`, `dlq --json`, `run --report`,
+// `bench --json`): Boost.JSON builds and writes them; these say how a line ends and how a
+// measurement is written.
+#pragma once
+
+#include <string>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+namespace budstikke::support {
+
+// `v` rounded to `decimals` places (0 to 9): a whole number (int64) for 0 decimals, else a
+// double, which Boost.JSON writes in its shortest exact form (1.235 as 1.235E0; every JSON reader
+// reads 1.235). Not finite: `v` as it is.
+boost::json::value rounded(double v, int decimals);
+
+// The object serialized on one line, ending in '\n'.
+std::string json_line(const boost::json::object& o);
+
+}  // namespace budstikke::support
