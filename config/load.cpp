@@ -151,16 +151,6 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
   }
 }
 
-void set_default_categories(config& cfg) {
-  // Tariff results and transactional mail matter more than a rare duplicate; newsletters and
-  // SMS (which cost money and annoy twice) are not resent.
-  cfg.categories["tariff"].resend_ambiguous_email = true;
-  cfg.categories["transactional"].resend_ambiguous_email = true;
-  // Newsletters and win-back messages need a recorded grant; membership information does not.
-  cfg.categories["newsletter"].consent_required = true;
-  cfg.categories["winback"].consent_required = true;
-}
-
 constexpr std::size_t min_unsubscribe_secret = 16;
 
 void read_url(section_reader& r, const YAML::Node& n, const std::string& key, std::string_view scheme, std::string& target) {
@@ -461,8 +451,6 @@ void apply_environment(config& cfg) {
 
 config default_config() {
   config cfg;
-  set_default_categories(cfg);
-  cfg.smtp.port = 2525;
   apply_environment(cfg);
   finish_smtp("defaults", std::nullopt, cfg);
   return cfg;
@@ -478,8 +466,6 @@ config load_config(const std::string& path) {
     throw config_error(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   config cfg;
-  set_default_categories(cfg);
-  cfg.smtp.port = 2525;
   if (root.IsNull()) {
     apply_environment(cfg);
     finish_smtp(path, std::nullopt, cfg);
