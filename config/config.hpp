@@ -1,7 +1,7 @@
 // The engine's configuration as typed values: what every module reads, with no YAML in sight
-// (config/load.hpp reads the file). Every key has a default and a bound (docs/config.md is the
-// reference; keep it in step). Secrets never live in the YAML: they come from environment
-// variables or files.
+// (config/load.hpp reads the file). The member initialisers are the defaults; config/keys.cpp
+// declares each key's bounds and meaning (docs/config.md is the reference; keep it in step).
+// Secrets never live in the YAML: they come from environment variables or files.
 #pragma once
 
 #include <chrono>
@@ -20,7 +20,9 @@
 
 namespace budstikke {
 
-inline constexpr double max_rate = 1e6;  // tokens per second, every rate's upper bound
+// Tokens per second: every rate's bounds (0.001 is one message every 1000 seconds).
+inline constexpr double min_rate = 0.001;
+inline constexpr double max_rate = 1e6;
 
 // Rate limits (engine/limits.hpp applies them).
 struct limits_config {
