@@ -1,6 +1,6 @@
 // The engine's configuration as typed values: what every module reads, with no YAML in sight
 // (config/load.hpp reads the file). The member initialisers are the defaults; config/keys.cpp
-// declares each key's bounds and meaning (docs/config.md is the reference; keep it in step).
+// declares each key's bounds and meaning, and docs/config.md's tables are written from both.
 // Secrets never live in the YAML: they come from environment variables or files.
 #pragma once
 

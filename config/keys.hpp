@@ -1,6 +1,7 @@
 // Every configuration key, declared once: its name, the member it sets, its bounds and what it
-// means. config/load.cpp reads the YAML through these tables. The defaults themselves are
-// config/config.hpp's member initialisers.
+// means. config/load.cpp reads the YAML through these tables and docs/config.md's tables are
+// written from them (config/reference.hpp), so the reader, the defaults and the reference cannot
+// disagree. The defaults themselves are config/config.hpp's member initialisers.
 #pragma once
 
 #include <chrono>
