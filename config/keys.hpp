@@ -28,14 +28,15 @@ struct key_range {
 template <typename Root>
 struct config_key {
   std::string_view name = {};
-  // The member a plain value sets, read by its type: a whole number, milliseconds, a string,
-  // true/false, a rate. std::monostate (and any key config/load.cpp gives its own reader): a
-  // list, a mapping, a URL, a choice or a secret file, read by code of its own.
+  // The member a plain value sets, read by the member's type: a whole number, milliseconds, a
+  // string, true/false, a rate. std::monostate: config/load.cpp reads the key with code of its
+  // own (a list, a mapping, a choice, a secret file); it may also give a key with a member its
+  // own reader, to check more than the type (a URL, HOST:PORT, a region code).
   std::variant<std::monostate, std::size_t Root::*, std::uint16_t Root::*, unsigned Root::*,
                std::chrono::milliseconds Root::*, std::string Root::*, bool Root::*, std::optional<double> Root::*>
       member = {};
   std::optional<key_range> range = {};
-  // The bound in words: all of it for a key without a range, a note after the range otherwise.
+  // The bound in words, after the range and the choices when the key has them.
   std::string_view bounds = {};
   std::string_view meaning = {};
   // What an empty or absent default means ("host name", "none"); "—" when not given.
