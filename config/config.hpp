@@ -1,7 +1,7 @@
 // The engine's configuration as typed values: what every module reads, with no YAML in sight
-// (config/load.hpp reads the file). Every key has a default and a bound (docs/config.md is the
-// reference; keep it in step). Secrets never live in the YAML: they come from environment
-// variables or files.
+// (config/load.hpp reads the file). The member initialisers are the defaults; config/keys.cpp
+// declares each key's bounds and meaning, and docs/config.md's tables are written from both.
+// Secrets never live in the YAML: they come from environment variables or files.
 #pragma once
 
 #include <chrono>
@@ -20,7 +20,9 @@
 
 namespace budstikke {
 
-inline constexpr double max_rate = 1e6;  // tokens per second, every rate's upper bound
+// Tokens per second: every rate's bounds (0.001 is one message every 1000 seconds).
+inline constexpr double min_rate = 0.001;
+inline constexpr double max_rate = 1e6;
 
 // Rate limits (engine/limits.hpp applies them).
 struct limits_config {
@@ -65,8 +67,9 @@ struct engine_config {
   std::chrono::milliseconds retry_poll{250};      // how often due retries are moved back into their stream
   std::size_t events_max_len = 1000000;           // the events stream's cap (approximate); 0 = no events
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: how long in-flight work may finish
-  // Messages marked "on the wire" at once per shard; 0 = 4 x smtp.connections. After a crash,
-  // what may be ambiguous is these plus the outcomes not yet recorded — never the read-ahead.
+  // Messages marked "on the wire" at once per shard; 0 = 4 x (smtp.connections +
+  // sms.gateway.concurrency). After a crash, what may be ambiguous is these plus the outcomes not
+  // yet recorded — never the read-ahead.
   std::size_t send_window = 0;
   std::chrono::milliseconds heartbeat_interval{2000};  // liveness key refresh
   std::chrono::milliseconds consumer_timeout{30000};   // a consumer silent this long is dead: its entries are reclaimed
@@ -109,15 +112,30 @@ struct sms_config {
   std::optional<adapters::sms_http::gateway_config> gateway;
 };
 
+// The relay of a local trial: `budstikke sink smtp` listens on port 2525.
+inline adapters::smtp::smtp_config local_trial_smtp() {
+  adapters::smtp::smtp_config s;
+  s.port = 2525;
+  return s;
+}
+
 struct config {
   queue::redis_config redis;
   std::string key_prefix = "budstikke:";
   engine_config engine;
-  adapters::smtp::smtp_config smtp;  // one relay (top-level keys) or `relays`
+  adapters::smtp::smtp_config smtp = local_trial_smtp();  // one relay (top-level keys) or `relays`
   email_config email;
   sms_config sms;
-  // Per message category; categories not listed use `default_category`.
-  std::map<std::string, category_policy, std::less<>> categories;
+  // Per message category; categories not listed use `default_category`. Tariff results and
+  // transactional mail matter more than a rare duplicate; newsletters and SMS (which cost money
+  // and annoy twice) are not resent. Newsletters and win-back messages need a recorded grant;
+  // membership information does not.
+  std::map<std::string, category_policy, std::less<>> categories{
+      {"newsletter", {.consent_required = true}},
+      {"tariff", {.resend_ambiguous_email = true}},
+      {"transactional", {.resend_ambiguous_email = true}},
+      {"winback", {.consent_required = true}},
+  };
   category_policy default_category;
   limits_config limits;                 // rate limits (none by default)
   std::vector<quiet_rule> quiet_hours;  // none by default

@@ -7,11 +7,14 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include "adapters/sms_http/phone.hpp"
+#include "config/keys.hpp"
 #include "support/host_port.hpp"
 #include "support/log.hpp"
 #include "templates/address.hpp"
@@ -19,48 +22,44 @@
 namespace budstikke {
 namespace {
 
-// One section of the file: its keys, each with a reader that checks the bound.
+// One section of the file: its keys, each with a reader that checks the bound. A section's keys
+// come from a table of config/keys.hpp; keys that are not plain values get a reader of their own.
 class section_reader {
  public:
+  using reader = std::function<void(const YAML::Node&)>;
+
   section_reader(std::string file, std::string section) : file_(std::move(file)), section_(std::move(section)) {}
 
-  template <typename T>
-  void integer(const std::string& key, T& target, long long min, long long max) {
-    readers_[key] = [this, key, &target, min, max](const YAML::Node& n) {
-      long long v = 0;
-      try {
-        v = n.as<long long>();
-      } catch (const YAML::Exception&) {
-        fail(n, key, fmt::format("expected a whole number, got '{}'", n.Scalar()));
-      }
-      if (v < min || v > max) fail(n, key, fmt::format("{} is out of range {}..{}", v, min, max));
-      target = static_cast<T>(v);
-    };
+  // Each key of the table reads into its member of root by the member's type. A key without one
+  // waits for custom(); reading it before that is a mistake in this file.
+  template <typename Root>
+  void bind(const key_table<Root>& table, Root& root) {
+    bound_ = true;
+    for (const auto& k : table.keys) {
+      const std::string key(k.name);
+      std::visit(
+          [&](auto member) {
+            if constexpr (std::is_same_v<decltype(member), std::monostate>) {
+              readers_[key] = [key, section = table.section](const YAML::Node&) {
+                throw std::logic_error(fmt::format("config/load.cpp does not read {}.{}", section, key));
+              };
+            } else {
+              read_into(key, root.*member, k.range);
+            }
+          },
+          k.member);
+    }
   }
 
-  void millis(const std::string& key, std::chrono::milliseconds& target, long long min, long long max) {
-    readers_[key] = [this, key, &target, min, max](const YAML::Node& n) {
-      long long v = 0;
-      try {
-        v = n.as<long long>();
-      } catch (const YAML::Exception&) {
-        fail(n, key, fmt::format("expected milliseconds, got '{}'", n.Scalar()));
-      }
-      if (v < min || v > max) fail(n, key, fmt::format("{} ms is out of range {}..{}", v, min, max));
-      target = std::chrono::milliseconds(v);
-    };
-  }
-
-  void text(const std::string& key, std::string& target) {
-    readers_[key] = [this, key, &target](const YAML::Node& n) {
-      if (!n.IsScalar()) fail(n, key, "expected a string");
-      target = n.Scalar();
-    };
-  }
-
-  void custom(const std::string& key, std::function<void(const YAML::Node&)> read) {
+  // A key's own reader. Once a table is bound, only a key it declares can have one.
+  void custom(const std::string& key, reader read) {
+    if (bound_ && !readers_.count(key))
+      throw std::logic_error(fmt::format("config/keys.cpp does not declare {}.{}", section_, key));
     readers_[key] = std::move(read);
   }
+
+  // A string the caller checks later (a URL, a secret file's name).
+  void text(const std::string& key, std::string& target) { custom(key, string_reader(key, target)); }
 
   void read(const YAML::Node& node) {
     if (!node) return;
@@ -83,29 +82,91 @@ class section_reader {
     throw config_error(fmt::format("{}:{}:{}: {}: {}", file_, mark.line + 1, mark.column + 1, where, why));
   }
 
+  // A rate in messages per second: a positive number, fractions allowed (0.5 = one every 2 s).
+  double rate(const YAML::Node& n, const std::string& key, const key_range& range) const {
+    double v = 0;
+    try {
+      v = n.as<double>();
+    } catch (const YAML::Exception&) {
+      fail(n, key, fmt::format("expected messages per second, got '{}'", n.Scalar()));
+    }
+    if (!(v >= range.min && v <= range.max))
+      fail(n, key, fmt::format("{} per second is out of range {}..{}", n.Scalar(), format_bound(range.min),
+                               format_bound(range.max)));
+    return v;
+  }
+
  private:
+  template <typename T>
+  void read_into(const std::string& key, T& target, const std::optional<key_range>& range) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      readers_[key] = string_reader(key, target);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      readers_[key] = [this, key, &target](const YAML::Node& n) {
+        try {
+          target = n.as<bool>();
+        } catch (const YAML::Exception&) {
+          fail(n, key, fmt::format("expected true or false, got '{}'", n.Scalar()));
+        }
+      };
+    } else if constexpr (std::is_same_v<T, std::optional<double>>) {
+      readers_[key] = [this, key, &target, range = range.value()](const YAML::Node& n) { target = rate(n, key, range); };
+    } else if constexpr (std::is_same_v<T, std::chrono::milliseconds>) {
+      readers_[key] = [this, key, &target, min = bound(range->min), max = bound(range->max)](const YAML::Node& n) {
+        long long v = 0;
+        try {
+          v = n.as<long long>();
+        } catch (const YAML::Exception&) {
+          fail(n, key, fmt::format("expected milliseconds, got '{}'", n.Scalar()));
+        }
+        if (v < min || v > max) fail(n, key, fmt::format("{} ms is out of range {}..{}", v, min, max));
+        target = std::chrono::milliseconds(v);
+      };
+    } else {
+      static_assert(std::is_integral_v<T>);
+      readers_[key] = [this, key, &target, min = bound(range->min), max = bound(range->max)](const YAML::Node& n) {
+        long long v = 0;
+        try {
+          v = n.as<long long>();
+        } catch (const YAML::Exception&) {
+          fail(n, key, fmt::format("expected a whole number, got '{}'", n.Scalar()));
+        }
+        if (v < min || v > max) fail(n, key, fmt::format("{} is out of range {}..{}", v, min, max));
+        target = static_cast<T>(v);
+      };
+    }
+  }
+
+  reader string_reader(const std::string& key, std::string& target) {
+    return [this, key, &target](const YAML::Node& n) {
+      if (!n.IsScalar()) fail(n, key, "expected a string");
+      target = n.Scalar();
+    };
+  }
+
+  static long long bound(double v) { return static_cast<long long>(v); }
+
   std::string file_;
   std::string section_;
-  std::map<std::string, std::function<void(const YAML::Node&)>> readers_;
+  std::map<std::string, reader> readers_;
+  bool bound_ = false;
 };
 
-std::string read_secret_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw config_error(fmt::format("cannot read secret file '{}'", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
+// The value of a choice key (its names in the order of the enum's values), or nothing.
+template <typename E, typename Root>
+std::optional<E> choice(const config_key<Root>& k, std::string_view name) {
+  for (std::size_t i = 0; i < k.choices.size(); ++i)
+    if (k.choices[i] == name) return static_cast<E>(i);
+  return std::nullopt;
 }
 
-void set_redis_url(config& cfg, const std::string& url, const std::string& where) {
-  std::string error;
-  auto parsed = queue::parse_redis_url(url, error);
-  if (!parsed) throw config_error(fmt::format("{}: {}", where, error));
-  parsed->connect_timeout = cfg.redis.connect_timeout;
-  parsed->command_timeout = cfg.redis.command_timeout;
-  cfg.redis = *parsed;
+// "none, starttls or implicit" (last = " or "), "kannel, json" (last = ", ")
+template <typename Root>
+std::string choice_names(const config_key<Root>& k, std::string_view last) {
+  std::string s;
+  for (std::size_t i = 0; i < k.choices.size(); ++i)
+    s += fmt::format("{}{}", i == 0 ? "" : i + 1 == k.choices.size() ? last : ", ", k.choices[i]);
+  return s;
 }
 
 // categories: {NAME: {resend_ambiguous: [email, sms]}}; the name `default` sets the fallback.
@@ -116,6 +177,7 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
     auto name = kv.first.as<std::string>();
     category_policy policy;
     section_reader cat(path, "categories." + name);
+    cat.bind(category_keys, policy);
     cat.custom("resend_ambiguous", [&](const YAML::Node& n) {
       if (!n.IsSequence()) cat.fail(n, "resend_ambiguous", "expected a list of channels, e.g. [email]");
       policy.resend_ambiguous_email = policy.resend_ambiguous_sms = false;
@@ -124,20 +186,6 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
         if (c == "email") policy.resend_ambiguous_email = true;
         else if (c == "sms") policy.resend_ambiguous_sms = true;
         else cat.fail(ch, "resend_ambiguous", fmt::format("'{}' is not a channel (email, sms)", c));
-      }
-    });
-    cat.custom("consent_required", [&](const YAML::Node& n) {
-      try {
-        policy.consent_required = n.as<bool>();
-      } catch (const YAML::Exception&) {
-        cat.fail(n, "consent_required", "expected true or false");
-      }
-    });
-    cat.custom("check_consent", [&](const YAML::Node& n) {
-      try {
-        policy.check_consent = n.as<bool>();
-      } catch (const YAML::Exception&) {
-        cat.fail(n, "check_consent", "expected true or false");
       }
     });
     // A category named in the file starts from its built-in policy.
@@ -149,16 +197,6 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
     if (name == "default") cfg.default_category = policy;
     else cfg.categories[name] = policy;
   }
-}
-
-void set_default_categories(config& cfg) {
-  // Tariff results and transactional mail matter more than a rare duplicate; newsletters and
-  // SMS (which cost money and annoy twice) are not resent.
-  cfg.categories["tariff"].resend_ambiguous_email = true;
-  cfg.categories["transactional"].resend_ambiguous_email = true;
-  // Newsletters and win-back messages need a recorded grant; membership information does not.
-  cfg.categories["newsletter"].consent_required = true;
-  cfg.categories["winback"].consent_required = true;
 }
 
 constexpr std::size_t min_unsubscribe_secret = 16;
@@ -179,12 +217,14 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
                       std::string& password_file, std::string& token_file) {
   namespace sh = adapters::sms_http;
   section_reader r(path, "sms.gateway");
+  r.bind(gateway_keys, g);
   bool method_set = false;
   r.custom("kind", [&](const YAML::Node& n) {
+    const auto& k = gateway_keys.at("kind");
     auto v = n.as<std::string>();
-    if (v == "kannel") g.kind = sh::gateway_kind::kannel;
-    else if (v == "json") g.kind = sh::gateway_kind::json;
-    else r.fail(n, "kind", fmt::format("'{}' is not a gateway kind (kannel, json)", v));
+    auto kind = choice<sh::gateway_kind>(k, v);
+    if (!kind) r.fail(n, "kind", fmt::format("'{}' is not a gateway kind ({})", v, choice_names(k, ", ")));
+    g.kind = *kind;
   });
   r.custom("url", [&](const YAML::Node& n) {
     read_url(r, n, "url", "http", g.url);
@@ -192,14 +232,13 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
       r.fail(n, "url", "expected an http:// or https:// URL");
   });
   r.custom("method", [&](const YAML::Node& n) {
+    const auto& k = gateway_keys.at("method");
     auto v = n.as<std::string>();
     method_set = true;
-    if (v == "get") g.method = sh::http_method::get;
-    else if (v == "post") g.method = sh::http_method::post;
-    else if (v == "put") g.method = sh::http_method::put;
-    else r.fail(n, "method", fmt::format("'{}' is not a method (get, post, put)", v));
+    auto method = choice<sh::http_method>(k, v);
+    if (!method) r.fail(n, "method", fmt::format("'{}' is not a method ({})", v, choice_names(k, ", ")));
+    g.method = *method;
   });
-  r.text("username", g.username);
   r.text("password_file", password_file);
   r.text("bearer_token_file", token_file);
   r.custom("headers", [&](const YAML::Node& n) {
@@ -213,29 +252,9 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
   });
   r.custom("fields", [&](const YAML::Node& n) {
     section_reader f(path, "sms.gateway.fields");
-    f.text("to", g.to_field);
-    f.text("from", g.from_field);
-    f.text("text", g.text_field);
-    f.text("encoding", g.encoding_field);
+    f.bind(gateway_field_keys, g);
     f.read(n);
   });
-  r.text("id_path", g.id_path);
-  r.text("dlr_mask", g.dlr_mask);
-  r.text("dlr_url", g.dlr_url);
-  r.text("from", g.default_from);
-  r.integer("concurrency", g.concurrency, 1, 1000);
-  r.millis("connect_timeout_ms", g.connect_timeout, 100, 600000);
-  r.millis("request_timeout_ms", g.request_timeout, 100, 600000);
-  r.millis("max_retry_after_ms", g.max_retry_after, 0, 86400000);
-  r.millis("idle_timeout_ms", g.idle_timeout, 1000, 3600000);
-  r.custom("tls_verify", [&](const YAML::Node& n) {
-    try {
-      g.tls_verify = n.as<bool>();
-    } catch (const YAML::Exception&) {
-      r.fail(n, "tls_verify", "expected true or false");
-    }
-  });
-  r.text("ca_file", g.ca_file);
   r.read(node);
   if (g.url.empty()) r.fail(node, "url", "the gateway needs a url");
   if (!method_set) g.method = g.kind == sh::gateway_kind::kannel ? sh::http_method::get : sh::http_method::post;
@@ -245,15 +264,6 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
     r.fail(node, "method", "a JSON gateway takes post or put");
   if (g.kind == sh::gateway_kind::json && (g.to_field.empty() || g.text_field.empty()))
     r.fail(node, "fields", "the to and text fields need names");
-}
-
-void apply_sms_environment(config& cfg) {
-  if (!cfg.sms.gateway) return;
-  auto& g = *cfg.sms.gateway;
-  if (const char* pw = std::getenv("BUDSTIKKE_SMS_PASSWORD"); pw && *pw) g.password = pw;
-  if (const char* f = std::getenv("BUDSTIKKE_SMS_PASSWORD_FILE"); f && *f) g.password = read_secret_file(f);
-  if (const char* t = std::getenv("BUDSTIKKE_SMS_TOKEN"); t && *t) g.bearer_token = t;
-  if (const char* f = std::getenv("BUDSTIKKE_SMS_TOKEN_FILE"); f && *f) g.bearer_token = read_secret_file(f);
 }
 
 // The tokens are what a portal trusts to unsubscribe a member: no headers without a secret.
@@ -272,37 +282,17 @@ void check_unsubscribe(const config& cfg, const std::string& where) {
     throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
 }
 
-void read_bool(section_reader& r, const YAML::Node& n, const std::string& key, bool& target) {
-  try {
-    target = n.as<bool>();
-  } catch (const YAML::Exception&) {
-    r.fail(n, key, fmt::format("expected true or false, got '{}'", n.Scalar()));
-  }
-}
-
-// The keys a relay can set: at the top of `smtp` (the one-relay case and the defaults) and in
-// each entry of smtp.relays.
-void add_relay_keys(section_reader& r, adapters::smtp::relay_config& c, std::string& password_file, bool per_relay) {
-  r.text("host", c.host);
-  r.integer("port", c.port, 1, 65535);
-  if (per_relay) r.integer("weight", c.weight, 1, 1000);
-  r.text("helo_name", c.helo_name);
-  r.integer("connections", c.connections, 1, 1000);
-  r.integer("max_messages_per_connection", c.max_messages_per_connection, 1, 10000000);
+// The keys a relay can set, at the top of `smtp` (the one-relay case and the defaults) and in
+// each entry of smtp.relays, that are not plain values.
+void read_relay_keys(section_reader& r, adapters::smtp::relay_config& c, std::string& password_file) {
   r.custom("tls", [&r, &c](const YAML::Node& n) {
+    const auto& k = relay_keys.at("tls");
     auto v = n.IsScalar() ? n.Scalar() : std::string();
-    if (v == "none") c.tls = adapters::smtp::tls_mode::none;
-    else if (v == "starttls") c.tls = adapters::smtp::tls_mode::starttls;
-    else if (v == "implicit") c.tls = adapters::smtp::tls_mode::implicit;
-    else r.fail(n, "tls", fmt::format("expected none, starttls or implicit, got '{}'", v));
+    auto tls = choice<adapters::smtp::tls_mode>(k, v);
+    if (!tls) r.fail(n, "tls", fmt::format("expected {}, got '{}'", choice_names(k, " or "), v));
+    c.tls = *tls;
   });
-  r.custom("tls_verify", [&r, &c](const YAML::Node& n) { read_bool(r, n, "tls_verify", c.tls_verify); });
-  r.text("ca_file", c.ca_file);
-  r.text("tls_server_name", c.tls_server_name);
-  r.text("username", c.username);
   r.text("password_file", password_file);
-  r.custom("allow_auth_without_tls",
-           [&r, &c](const YAML::Node& n) { read_bool(r, n, "allow_auth_without_tls", c.allow_auth_without_tls); });
 }
 
 void check_relay_auth(const adapters::smtp::relay_config& c, const std::string& where) {
@@ -334,16 +324,18 @@ void finish_smtp(const std::string& path, const std::optional<YAML::Node>& relay
   }
   const YAML::Node& relays = *relays_node;
   section_reader outer(path, "smtp");
-  if (!relays.IsSequence() || relays.size() == 0)
+  const auto count = *smtp_shared_keys.at("relays").range;
+  if (!relays.IsSequence() || relays.size() < count.min)
     outer.fail(relays, "relays", "expected a list of relays, e.g. [{host: relay1.example, port: 587}]");
-  if (relays.size() > adapters::smtp::smtp_config::max_relays)
-    outer.fail(relays, "relays", fmt::format("at most {} relays", adapters::smtp::smtp_config::max_relays));
+  if (relays.size() > count.max) outer.fail(relays, "relays", fmt::format("at most {} relays", format_bound(count.max)));
   for (std::size_t i = 0; i < relays.size(); ++i) {
     adapters::smtp::relay_config r = s;  // the top-level keys are the defaults
     std::string password_file;
     auto where = fmt::format("smtp.relays[{}]", i);
     section_reader reader(path, where);
-    add_relay_keys(reader, r, password_file, true);
+    reader.bind(relay_keys, r);
+    reader.bind(relay_entry_keys, r);
+    read_relay_keys(reader, r, password_file);
     reader.read(relays[i]);
     if (!password_file.empty()) r.password = read_secret_file(password_file);
     check_relay_auth(r, path + ": " + where);
@@ -351,27 +343,13 @@ void finish_smtp(const std::string& path, const std::optional<YAML::Node>& relay
   }
 }
 
-// A rate in messages per second: a positive number, fractions allowed (0.5 = one every 2 s).
-double read_rate(const section_reader& r, const YAML::Node& n, const std::string& key) {
-  double v = 0;
-  try {
-    v = n.as<double>();
-  } catch (const YAML::Exception&) {
-    r.fail(n, key, fmt::format("expected messages per second, got '{}'", n.Scalar()));
-  }
-  if (!(v >= 0.001 && v <= max_rate))
-    r.fail(n, key, fmt::format("{} per second is out of range 0.001..1000000", n.Scalar()));
-  return v;
-}
-
 // limits: {global, email, sms, domains: {DOMAIN: rate}, tenants: {NAME: rate}, burst_ms}
 void read_limits(const std::string& path, const YAML::Node& node, limits_config& l) {
   section_reader r(path, "limits");
-  r.custom("global", [&](const YAML::Node& n) { l.global = read_rate(r, n, "global"); });
-  r.custom("email", [&](const YAML::Node& n) { l.email = read_rate(r, n, "email"); });
-  r.custom("sms", [&](const YAML::Node& n) { l.sms = read_rate(r, n, "sms"); });
+  r.bind(limits_keys, l);
   r.custom("domains", [&](const YAML::Node& n) {
     if (!n.IsMap()) r.fail(n, "domains", "expected a mapping of domains to rates, e.g. {gmail.com: 100}");
+    const auto range = *limits_keys.at("domains").range;
     for (const auto& kv : n) {
       auto name = kv.first.as<std::string>();
       if (!name.empty() && name.front() == '.') name.erase(0, 1);
@@ -383,14 +361,14 @@ void read_limits(const std::string& path, const YAML::Node& node, limits_config&
       std::string ascii(templates::address_domain(address));
       for (auto& c : ascii) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (l.domains.count(ascii)) r.fail(kv.first, "domains", fmt::format("'{}' is listed twice", ascii));
-      l.domains[ascii] = read_rate(r, kv.second, "domains." + kv.first.Scalar());
+      l.domains[ascii] = r.rate(kv.second, "domains." + kv.first.Scalar(), range);
     }
   });
   r.custom("tenants", [&](const YAML::Node& n) {
     if (!n.IsMap()) r.fail(n, "tenants", "expected a mapping of tenant names to rates, e.g. {forbundet-ost: 50}");
-    for (const auto& kv : n) l.tenants[kv.first.as<std::string>()] = read_rate(r, kv.second, "tenants." + kv.first.Scalar());
+    const auto range = *limits_keys.at("tenants").range;
+    for (const auto& kv : n) l.tenants[kv.first.as<std::string>()] = r.rate(kv.second, "tenants." + kv.first.Scalar(), range);
   });
-  r.millis("burst_ms", l.burst, 0, 1000);
   r.read(node);
 }
 
@@ -403,6 +381,7 @@ void read_quiet_hours(const std::string& path, const YAML::Node& node, std::vect
     quiet_rule q;
     bool has_channel = false, has_from = false, has_to = false, has_zone = false;
     section_reader r(path, fmt::format("quiet_hours[{}]", i));
+    r.bind(quiet_rule_keys, q);
     r.custom("channel", [&](const YAML::Node& n) {
       auto ch = queue::parse_channel(n.IsScalar() ? n.Scalar() : std::string());
       if (!ch) r.fail(n, "channel", fmt::format("'{}' is not a channel (email, sms)", n.Scalar()));
@@ -447,22 +426,32 @@ bool email_config::unsubscribe_enabled(std::string_view category) const {
   return false;
 }
 
+std::string read_secret_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw config_error(fmt::format("cannot read secret file '{}'", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+void set_redis_url(config& cfg, const std::string& url, const std::string& where) {
+  std::string error;
+  auto parsed = queue::parse_redis_url(url, error);
+  if (!parsed) throw config_error(fmt::format("{}: {}", where, error));
+  parsed->connect_timeout = cfg.redis.connect_timeout;
+  parsed->command_timeout = cfg.redis.command_timeout;
+  cfg.redis = *parsed;
+}
+
 void apply_environment(config& cfg) {
-  if (const char* url = std::getenv("BUDSTIKKE_REDIS"); url && *url) set_redis_url(cfg, url, "BUDSTIKKE_REDIS");
-  if (const char* pw = std::getenv("BUDSTIKKE_REDIS_PASSWORD"); pw && *pw) cfg.redis.password = pw;
-  if (const char* f = std::getenv("BUDSTIKKE_REDIS_PASSWORD_FILE"); f && *f) cfg.redis.password = read_secret_file(f);
-  if (const char* pw = std::getenv("BUDSTIKKE_SMTP_PASSWORD"); pw && *pw) cfg.smtp.password = pw;
-  if (const char* f = std::getenv("BUDSTIKKE_SMTP_PASSWORD_FILE"); f && *f) cfg.smtp.password = read_secret_file(f);
-  if (const char* s = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET"); s && *s) cfg.email.unsubscribe_secret = s;
-  if (const char* f = std::getenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE"); f && *f)
-    cfg.email.unsubscribe_secret = read_secret_file(f);
-  apply_sms_environment(cfg);
+  for (const auto& v : environment_variables)
+    if (const char* value = std::getenv(std::string(v.name).c_str()); value && *value) v.apply(cfg, value);
 }
 
 config default_config() {
   config cfg;
-  set_default_categories(cfg);
-  cfg.smtp.port = 2525;
   apply_environment(cfg);
   finish_smtp("defaults", std::nullopt, cfg);
   return cfg;
@@ -478,8 +467,6 @@ config load_config(const std::string& path) {
     throw config_error(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   config cfg;
-  set_default_categories(cfg);
-  cfg.smtp.port = 2525;
   if (root.IsNull()) {
     apply_environment(cfg);
     finish_smtp(path, std::nullopt, cfg);
@@ -489,31 +476,14 @@ config load_config(const std::string& path) {
   section_reader top(path, "config");
   std::string redis_url, redis_password_file;
   section_reader redis(path, "redis");
+  redis.bind(redis_keys, cfg);
+  redis.bind(redis_timeout_keys, cfg.redis);
   redis.text("url", redis_url);
   redis.text("password_file", redis_password_file);
-  redis.text("key_prefix", cfg.key_prefix);
-  redis.millis("connect_timeout_ms", cfg.redis.connect_timeout, 100, 600000);
-  redis.millis("command_timeout_ms", cfg.redis.command_timeout, 100, 600000);
 
   auto& e = cfg.engine;
   section_reader eng(path, "engine");
-  eng.integer("workers", e.workers, 0, 256);
-  eng.integer("window", e.window, 1, 1000000);
-  eng.integer("read_batch", e.read_batch, 1, 10000);
-  eng.integer("record_batch", e.record_batch, 1, 10000);
-  eng.millis("record_interval_ms", e.record_interval, 1, 10000);
-  eng.millis("registry_interval_ms", e.registry_interval, 50, 600000);
-  eng.millis("idle_poll_ms", e.idle_poll, 10, 60000);
-  eng.text("consumer", e.consumer);
-  eng.integer("max_attempts", e.max_attempts, 1, 100);
-  eng.millis("retry_backoff_ms", e.retry_backoff, 1, 3600000);
-  eng.millis("retry_poll_ms", e.retry_poll, 10, 60000);
-  eng.integer("events_max_len", e.events_max_len, 0, 1000000000);
-  eng.millis("shutdown_grace_ms", e.shutdown_grace, 0, 600000);
-  eng.integer("send_window", e.send_window, 0, 100000);
-  eng.millis("heartbeat_interval_ms", e.heartbeat_interval, 100, 600000);
-  eng.millis("consumer_timeout_ms", e.consumer_timeout, 1000, 3600000);
-  eng.integer("max_deliveries", e.max_deliveries, 1, 1000);
+  eng.bind(engine_keys, e);
   eng.custom("admin_listen", [&](const YAML::Node& n) {
     if (!n.IsScalar()) eng.fail(n, "admin_listen", "expected HOST:PORT or an empty string");
     if (!n.Scalar().empty() && !support::parse_host_port(n.Scalar()))
@@ -522,6 +492,7 @@ config load_config(const std::string& path) {
   });
   eng.custom("tenant_weights", [&](const YAML::Node& n) {
     if (!n.IsMap()) eng.fail(n, "tenant_weights", "expected a mapping of tenant names to weights, e.g. {oslo: 2}");
+    const auto range = *engine_keys.at("tenant_weights").range;
     for (const auto& kv : n) {
       int w = 0;
       try {
@@ -529,26 +500,24 @@ config load_config(const std::string& path) {
       } catch (const YAML::Exception&) {
         eng.fail(kv.second, "tenant_weights", "expected a whole number");
       }
-      if (w < 1 || w > 100) eng.fail(kv.second, "tenant_weights", fmt::format("{} is out of range 1..100", w));
+      if (w < range.min || w > range.max)
+        eng.fail(kv.second, "tenant_weights",
+                 fmt::format("{} is out of range {}..{}", w, format_bound(range.min), format_bound(range.max)));
       e.tenant_weights[kv.first.as<std::string>()] = w;
     }
   });
 
-  auto& s = cfg.smtp;
+  adapters::smtp::relay_config& s = cfg.smtp;  // the relay keys live in its base
   section_reader smtp(path, "smtp");
   std::string smtp_password_file;
   std::optional<YAML::Node> smtp_relays;
-  add_relay_keys(smtp, s, smtp_password_file, false);
-  smtp.millis("connect_timeout_ms", s.connect_timeout, 100, 600000);
-  smtp.millis("command_timeout_ms", s.command_timeout, 100, 600000);
-  smtp.millis("data_timeout_ms", s.data_timeout, 100, 3600000);
-  smtp.millis("idle_timeout_ms", s.idle_timeout, 100, 3600000);
-  smtp.millis("reconnect_backoff_min_ms", s.reconnect_backoff_min, 1, 600000);
-  smtp.millis("reconnect_backoff_max_ms", s.reconnect_backoff_max, 1, 3600000);
+  smtp.bind(relay_keys, s);
+  smtp.bind(smtp_shared_keys, s);
+  read_relay_keys(smtp, s, smtp_password_file);
   smtp.custom("relays", [&](const YAML::Node& n) { smtp_relays = n; });
 
   section_reader email(path, "email");
-  email.text("message_id_domain", cfg.email.message_id_domain);
+  email.bind(email_keys, cfg.email);
   email.custom("unsubscribe_url", [&](const YAML::Node& n) {
     read_url(email, n, "unsubscribe_url", "https://", cfg.email.unsubscribe_url);
     if (!cfg.email.unsubscribe_url.empty() && cfg.email.unsubscribe_url.find("{token}") == std::string::npos)
@@ -566,14 +535,7 @@ config load_config(const std::string& path) {
   email.text("unsubscribe_secret_file", unsubscribe_secret_file);
 
   section_reader sms(path, "sms");
-  sms.custom("normalise", [&](const YAML::Node& n) {
-    try {
-      cfg.sms.normalise = n.as<bool>();
-    } catch (const YAML::Exception&) {
-      sms.fail(n, "normalise", fmt::format("expected true or false, got '{}'", n.Scalar()));
-    }
-  });
-  sms.integer("max_segments", cfg.sms.max_segments, 1, 255);
+  sms.bind(sms_keys, cfg.sms);
   sms.custom("default_region", [&](const YAML::Node& n) {
     cfg.sms.default_region = n.as<std::string>();
     if (!adapters::sms_http::is_known_region(cfg.sms.default_region))

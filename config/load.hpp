@@ -16,7 +16,13 @@ namespace budstikke {
 config load_config(const std::string& path);
 // The defaults alone, with the same environment overrides.
 config default_config();
+// The variables of config/keys.cpp's environment table, in its order.
 void apply_environment(config& cfg);
+
+// A secret file's content without its trailing line breaks; config_error when it cannot be read.
+std::string read_secret_file(const std::string& path);
+// Points cfg.redis at the URL and keeps its timeouts; config_error naming `where` if it is none.
+void set_redis_url(config& cfg, const std::string& url, const std::string& where);
 
 // "HH:MM" or "HH:MM:SS" (00:00:00..23:59:59) -> seconds after midnight.
 std::optional<int> parse_time_of_day(std::string_view s);
