@@ -3,10 +3,57 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 
 namespace budstikke::support {
+namespace {
+
+// Boost.JSON (1.81) writes every double in exponent form (0.235 as 2.35E-1): valid, but not what
+// a person reading a log line or a report expects. Numbers are written here in their shortest
+// round-trip form instead (fmt: 0.235, 1e+30); everything else, strings' escaping included, is
+// Boost.JSON's.
+void write(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out.push_back(',');
+        first = false;
+        out += boost::json::serialize(boost::json::string_view(kv.key()));
+        out.push_back(':');
+        write(out, kv.value());
+      }
+      out.push_back('}');
+      break;
+    }
+    case boost::json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        write(out, e);
+      }
+      out.push_back(']');
+      break;
+    }
+    case boost::json::kind::double_: {
+      const double d = v.get_double();
+      if (std::isfinite(d)) fmt::format_to(std::back_inserter(out), "{}", d);
+      else out += "null";  // JSON has no NaN or infinity
+      break;
+    }
+    default:
+      out += boost::json::serialize(v);
+      break;
+  }
+}
+
+}  // namespace
 
 boost::json::value rounded(double v, int decimals) {
   if (!std::isfinite(v)) return v;
@@ -19,7 +66,8 @@ boost::json::value rounded(double v, int decimals) {
 }
 
 std::string json_line(const boost::json::object& o) {
-  std::string line = boost::json::serialize(o);
+  std::string line;
+  write(line, o);
   line.push_back('\n');
   return line;
 }

@@ -11,11 +11,11 @@
 namespace budstikke::support {
 
 // `v` rounded to `decimals` places (0 to 9): a whole number (int64) for 0 decimals, else a
-// double, which Boost.JSON writes in its shortest exact form (1.235 as 1.235E0; every JSON reader
-// reads 1.235). Not finite: `v` as it is.
+// double. Not finite: `v` as it is (json_line writes it as null).
 boost::json::value rounded(double v, int decimals);
 
-// The object serialized on one line, ending in '\n'.
+// The object serialized on one line, ending in '\n': built by Boost.JSON, numbers written as
+// people write them (0.235, not Boost.JSON's 2.35E-1).
 std::string json_line(const boost::json::object& o);
 
 }  // namespace budstikke::support

@@ -33,3 +33,21 @@ TEST_CASE("json: one object a line, fields in the order they were set, strings e
         "Åse\",\"count\":42,\"total\":null,\"ok\":true}\n");
   CHECK(json::parse(line).as_object() == o);
 }
+
+TEST_CASE("json: measurements are written as people write numbers, and read back the same") {
+  json::object o;
+  o["seconds"] = rounded(0.2351, 3);
+  o["msg_per_s"] = rounded(47012.3456, 1);
+  o["ratio"] = 1.0;
+  o["tiny"] = 1.5e-7;
+  o["huge"] = 2e30;
+  o["nan"] = NAN;
+  o["list"] = json::array{0.5, 3, "x"};
+  const auto line = json_line(o);
+  CHECK(line == "{\"seconds\":0.235,\"msg_per_s\":47012.3,\"ratio\":1,\"tiny\":1.5e-07,\"huge\":2e+30,"
+                "\"nan\":null,\"list\":[0.5,3,\"x\"]}\n");
+  auto back = json::parse(line).as_object();
+  CHECK(back.at("seconds").to_number<double>() == 0.235);
+  CHECK(back.at("tiny").to_number<double>() == 1.5e-7);
+  CHECK(back.at("nan").is_null());
+}
