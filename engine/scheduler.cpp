@@ -2,25 +2,9 @@
 
 #include <algorithm>
 
+#include "support/smooth_weighted.hpp"
+
 namespace budstikke::engine {
-namespace {
-
-// Smooth weighted round-robin (nginx's): each candidate gains its weight, the richest is chosen
-// and pays the total. Over any run the choices follow the weights, evenly interleaved.
-template <class T, class Weight, class Current>
-T* round_robin(const std::vector<T*>& candidates, Weight weight_of, Current current_of) {
-  T* best = nullptr;
-  int total = 0;
-  for (T* c : candidates) {
-    current_of(*c) += weight_of(*c);
-    total += weight_of(*c);
-    if (best == nullptr || current_of(*c) > current_of(*best)) best = c;
-  }
-  if (best != nullptr) current_of(*best) -= total;
-  return best;
-}
-
-}  // namespace
 
 scheduler::scheduler(scheduler_options opt) : opt_(std::move(opt)) {
   want_ = std::max<std::size_t>(1, std::min(opt_.read_batch, opt_.window));
@@ -122,15 +106,14 @@ std::shared_ptr<campaign> scheduler::pick_recovery() {
 // The campaign to read next, of those that can be read without blocking. Without
 // `others_may_read` only urgent campaigns are chosen.
 std::shared_ptr<campaign> scheduler::pick(bool others_may_read) {
-  auto campaign_weight = [](campaign& c) { return c.weight; };
-  auto campaign_current = [](campaign& c) -> int& { return c.current; };
-
-  pick_scratch_.clear();
-  for (auto& [id, c] : campaigns_)
-    if (c->urgent && c->readable()) pick_scratch_.push_back(c.get());
-  if (!pick_scratch_.empty()) return shared(round_robin(pick_scratch_, campaign_weight, campaign_current)->def.id);
+  auto weight = [](const auto& kv) { return kv.second->weight; };
+  auto current = [](const auto& kv) -> int& { return kv.second->current; };
+  auto urgent = support::pick_smooth_weighted(campaigns_, weight, current,
+                                              [](const auto& kv) { return kv.second->urgent && kv.second->readable(); });
+  if (urgent != campaigns_.end()) return urgent->second;
   if (!others_may_read) return nullptr;
 
+  // Tenants in the order their first readable campaign comes (ties go to the first).
   tenant_scratch_.clear();
   for (auto& [id, c] : campaigns_) {
     if (!c->readable()) continue;
@@ -138,12 +121,13 @@ std::shared_ptr<campaign> scheduler::pick(bool others_may_read) {
     if (std::find(tenant_scratch_.begin(), tenant_scratch_.end(), t) == tenant_scratch_.end())
       tenant_scratch_.push_back(t);
   }
-  if (tenant_scratch_.empty()) return nullptr;
-  tenant* chosen = round_robin(tenant_scratch_, [](tenant& t) { return t.weight; },
-                               [](tenant& t) -> int& { return t.current; });
-  for (auto& [id, c] : campaigns_)
-    if (c->readable() && &tenants_[c->def.tenant] == chosen) pick_scratch_.push_back(c.get());
-  return shared(round_robin(pick_scratch_, campaign_weight, campaign_current)->def.id);
+  auto chosen = support::pick_smooth_weighted(tenant_scratch_, [](tenant* t) { return t->weight; },
+                                              [](tenant* t) -> int& { return t->current; });
+  if (chosen == tenant_scratch_.end()) return nullptr;
+  auto it = support::pick_smooth_weighted(campaigns_, weight, current, [&](const auto& kv) {
+    return kv.second->readable() && &tenants_[kv.second->def.tenant] == *chosen;
+  });
+  return it == campaigns_.end() ? nullptr : it->second;
 }
 
 void scheduler::read_failed(const std::vector<std::shared_ptr<campaign>>& affected) {

@@ -117,7 +117,6 @@ class scheduler {
     int current = 0;
   };
   std::map<std::string, tenant, std::less<>> tenants_;  // a few per engine; never forgotten
-  std::vector<campaign*> pick_scratch_;  // within one call only
   std::vector<tenant*> tenant_scratch_;
 };
 

@@ -30,6 +30,7 @@
 #include "queue/consent.hpp"
 #include "queue/consumer.hpp"
 #include "queue/rate_limit.hpp"
+#include "support/backoff.hpp"
 #include "support/log.hpp"
 #include "support/rfc3339.hpp"
 
@@ -228,7 +229,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
 
   asio::awaitable<void> backoff_wait() {
     asio::steady_timer t(ioc_);
-    t.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 1000)(jitter_)));
+    t.expires_after(support::uniform_delay(std::chrono::milliseconds(100), std::chrono::milliseconds(1000), jitter_()));
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 
@@ -949,7 +950,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   bool registry_loaded_ = false;
   bool abandon_records_ = false;
   bool recorder_idle_ = false;
-  std::minstd_rand jitter_;
+  std::mt19937_64 jitter_;  // 64 bits: retry delays draw from ranges of hours
 };
 
 shard::shard(const config& cfg, std::size_t index, bool until_idle, engine_totals& totals)
