@@ -1,5 +1,7 @@
 #include "queue/consumer.hpp"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 namespace budstikke::queue {
@@ -8,6 +10,68 @@ std::optional<std::string> error_of(const redisReply* r) {
   if (r == nullptr) return std::string("no reply");
   if (r->type == REDIS_REPLY_ERROR) return std::string(as_string(r));
   return std::nullopt;
+}
+
+namespace {
+
+// A count written by the engine; anything else (a portal's stray field) reads as 0.
+std::uint32_t parse_count(std::string_view v) {
+  std::uint32_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && ptr == v.data() + v.size() ? n : 0;
+}
+
+}  // namespace
+
+std::size_t for_each_entry_in(const redisReply* entries, const std::function<void(const stream_entry&)>& on_entry) {
+  if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
+  std::size_t n = 0;
+  for (std::size_t e = 0; e < entries->elements; ++e) {
+    const redisReply* entry = entries->element[e];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+    stream_entry out;
+    out.id = as_string(entry->element[0]);
+    const redisReply* fields = entry->element[1];
+    bool have_to = false;
+    if (fields->type == REDIS_REPLY_ARRAY) {
+      for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
+        auto name = as_string(fields->element[f]);
+        auto value = as_string(fields->element[f + 1]);
+        if (name == field_to) {
+          out.to = value;
+          have_to = true;
+        } else if (name == field_member) {
+          out.member = value;
+        } else if (name == field_data) {
+          out.data = value;
+        } else if (name == field_attempt) {
+          out.attempt = parse_count(value);
+        } else if (name == field_paused) {
+          out.paused = parse_count(value);
+        } else if (name == field_origin) {
+          out.origin = value;
+        }
+      }
+    }
+    out.well_formed = have_to && !out.to.empty();
+    on_entry(out);
+    ++n;
+  }
+  return n;
+}
+
+std::size_t for_each_entry(const redisReply* reply,
+                           const std::function<void(std::string_view, const stream_entry&)>& on_entry) {
+  // [[stream, [[id, [f, v, ...]] | [id, nil], ...]], ...]
+  std::size_t n = 0;
+  if (!reply || reply->type != REDIS_REPLY_ARRAY) return 0;
+  for (std::size_t s = 0; s < reply->elements; ++s) {
+    const redisReply* stream = reply->element[s];
+    if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2) continue;
+    auto key = as_string(stream->element[0]);
+    n += for_each_entry_in(stream->element[1], [&](const stream_entry& e) { on_entry(key, e); });
+  }
+  return n;
 }
 
 void append_read(request& req, std::string_view consumer, std::size_t count, std::string_view stream) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,27 @@ namespace budstikke::queue {
 std::optional<std::string> error_of(const redisReply* r);
 
 // ---- reading a campaign's stream ----
+
+// One recipient entry as read from the stream (views into the reply).
+struct stream_entry {
+  std::string_view id;
+  std::string_view to;
+  std::string_view member;
+  std::string_view data;
+  std::uint32_t attempt = 0;  // sends that counted before this entry (an entry moved back for a retry)
+  std::uint32_t paused = 0;   // answers before it that only asked for a pause
+  std::string_view origin;    // the portal's entry id, for an entry moved back for a retry
+  bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
+};
+
+// Walks a list of entries ([[id, [f, v, ...]], ...]: XRANGE, XCLAIM, one stream of XREADGROUP).
+std::size_t for_each_entry_in(const redisReply* entries, const std::function<void(const stream_entry&)>& on_entry);
+
+// Walks an XREADGROUP reply: calls `on_entry(stream_key, entry)` for each entry. Returns the
+// number of entries. Entries whose fields were deleted (nil) are passed with well_formed = false.
+std::size_t for_each_entry(const redisReply* reply,
+                           const std::function<void(std::string_view, const stream_entry&)>& on_entry);
+
 
 // XREADGROUP GROUP budstikke CONSUMER COUNT n STREAMS stream >
 void append_read(request& req, std::string_view consumer, std::size_t count, std::string_view stream);
