@@ -14,6 +14,39 @@ void append_length(std::string& out, char kind, std::size_t n) {
   out.append("\r\n", 2);
 }
 
+// hiredis (0.14, as Debian ships it) allocates an array of the size a reply announces before a
+// single element has arrived, and reads the count without checking its digits: one line from a
+// broken or hostile server ("*2147483647") costs 16 GiB. Arrays larger than any reply the engine
+// asks for are refused as a protocol error (the connection is then dropped).
+constexpr int max_array_elements = 1 << 20;
+
+void* (*hiredis_create_array)(const redisReadTask*, int) = nullptr;
+
+void* create_bounded_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > max_array_elements) return nullptr;  // hiredis reports it as an error
+  return hiredis_create_array(task, elements);
+}
+
+// hiredis's own reply objects (freed with freeReplyObject), with the array bound above.
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions functions = [] {
+    redisReader* probe = redisReaderCreate();
+    if (!probe) throw std::bad_alloc();
+    redisReplyObjectFunctions f = *probe->fn;
+    redisReaderFree(probe);
+    hiredis_create_array = f.createArray;
+    f.createArray = &create_bounded_array;
+    return f;
+  }();
+  return &functions;
+}
+
+redisReader* make_reader() {
+  redisReader* r = redisReaderCreateWithFunctions(bounded_functions());
+  if (!r) throw std::bad_alloc();
+  return r;
+}
+
 }  // namespace
 
 request& request::begin(std::size_t argc) {
@@ -50,9 +83,7 @@ request& request::arg(std::int64_t n) {
   return arg(std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
 }
 
-reply_parser::reply_parser() : reader_(redisReaderCreate()) {
-  if (!reader_) throw std::bad_alloc();
-}
+reply_parser::reply_parser() : reader_(make_reader()) {}
 
 reply_parser::~reply_parser() { redisReaderFree(reader_); }
 
@@ -68,8 +99,7 @@ reply_ptr reply_parser::next(bool& protocol_error) {
 
 void reply_parser::reset() {
   redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
-  if (!reader_) throw std::bad_alloc();
+  reader_ = make_reader();
 }
 
 std::optional<std::int64_t> as_integer(const redisReply* r) {

@@ -131,3 +131,23 @@ TEST_CASE("queue: a command with more or fewer arguments than announced is refus
   ok.begin(2).arg("GET").arg("k");
   CHECK(ok.payload() == "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 }
+
+TEST_CASE("queue: an array larger than any reply the engine asks for is a protocol error, not an allocation") {
+  for (std::string announced : {"*2147483647\r\n", "*1048577\r\n", std::string("*\xff\xff\xff" "1\r\n")}) {
+    reply_parser p;
+    REQUIRE(p.feed(announced.data(), announced.size()));
+    bool protocol_error = false;
+    CHECK_FALSE(p.next(protocol_error));
+    CHECK(protocol_error);
+  }
+  // The largest allowed, and a reply that follows a reset, still parse.
+  reply_parser p;
+  std::string big = "*1048576\r\n";
+  for (int i = 0; i < (1 << 20); ++i) big += ":1\r\n";
+  REQUIRE(p.feed(big.data(), big.size()));
+  bool protocol_error = false;
+  auto r = p.next(protocol_error);
+  REQUIRE(r);
+  CHECK_FALSE(protocol_error);
+  CHECK(r->elements == (1u << 20));
+}
