@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -119,6 +120,20 @@ void append_record_outcomes(request& req, const keys& k, std::string_view campai
 
 // Builds the EVAL that moves up to `limit` due retries of one campaign back into its stream.
 void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit);
+
+// Builds the call that requeues these dead letters of one campaign (see requeue_dead_script).
+void append_requeue_dead(request& req, const keys& k, std::string_view campaign_id,
+                         std::span<const std::string> dead_letter_ids);
+
+// Builds the call that moves a campaign to `target` if it is in one of the states `from` (see
+// transition_script).
+void append_transition(request& req, const keys& k, std::string_view campaign_id, std::string_view target,
+                       std::string_view now, std::span<const std::string_view> from);
+
+// Starts the call that appends `events` events to the events stream (see append_events_script);
+// follow with event_args arguments per event: campaign, entry, member, channel, state, reason,
+// reply, attempt.
+void begin_append_events(request& req, const keys& k, std::size_t max_len, std::string_view at, std::size_t events);
 
 
 }  // namespace budstikke::queue

@@ -80,6 +80,11 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
+void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
+                             std::string_view value) {
+  req.command("EVAL", withdraw_consent_script, 1, consent_key(k, member), field, value);
+}
+
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
                            std::string_view member, std::string_view address, bool read_consent) {
   if (read_consent)

@@ -280,6 +280,18 @@ end
 return {n, state}
 )lua";
 
+const std::string_view transition_script = R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return false end
+for i = 3, #ARGV do
+  if state == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2])
+    return state
+  end
+end
+return state
+)lua";
+
 const std::string_view append_events_script = R"lua(
 local maxlen, at = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 8 do

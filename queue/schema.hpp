@@ -143,4 +143,10 @@ extern const std::string_view move_due_retries_script;
 // a campaign that does not exist or is cancelled.
 extern const std::string_view requeue_dead_script;
 
+// Moves a campaign from one of the allowed states to a target state atomically (pause, resume,
+// cancel). KEYS: campaign. ARGV: target state, now (RFC 3339, written as `<target>_at`), then the
+// states it may move from. Returns the state it found (it moved only if that is one of the
+// allowed), or nil when the campaign does not exist.
+extern const std::string_view transition_script;
+
 }  // namespace budstikke::queue
