@@ -103,7 +103,7 @@ std::size_t for_each_entry_in(const redisReply* entries, const std::function<voi
 std::size_t for_each_entry(const redisReply* reply,
                            const std::function<void(std::string_view, const stream_entry&)>& on_entry);
 
-// Builds the EVAL that records a batch of outcomes of one campaign (see record_outcomes_script).
+// Builds the call that records a batch of outcomes of one campaign (see record_outcomes_script).
 struct outcome_record {
   std::string_view entry_id;
   std::optional<final_state> state;  // nullopt: release the in-flight mark only (handed back), or retry
@@ -118,7 +118,7 @@ struct outcome_record {
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now_rfc3339, const std::vector<outcome_record>& records);
 
-// Builds the EVAL that moves up to `limit` due retries of one campaign back into its stream.
+// Builds the call that moves up to `limit` due retries of one campaign back into its stream.
 void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit);
 
 // Builds the call that requeues these dead letters of one campaign (see requeue_dead_script).
