@@ -75,7 +75,7 @@ std::optional<std::string> lookup_problem(const redisReply* consent, const redis
 
 void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
                              std::string_view value) {
-  req.command("EVAL", withdraw_consent_script.source, 1, consent_key(k, member), field, value);
+  req.eval(withdraw_consent_script, 1, consent_key(k, member), field, value);
 }
 
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,

@@ -21,7 +21,7 @@ std::string number(double v) { return fmt::format("{}", v); }
 
 void append_take_tokens(request& req, const std::vector<const token_bucket*>& buckets, std::int64_t wanted,
                         std::optional<std::int64_t> now_us) {
-  req.begin(3 + buckets.size() + 2 + 2 * buckets.size()).arg("EVAL").arg(take_tokens_script.source).arg(buckets.size());
+  req.begin_eval(take_tokens_script, buckets.size(), 2 + 2 * buckets.size());
   for (const auto* b : buckets) req.arg(b->key);
   req.arg(wanted);
   if (now_us) req.arg(*now_us);

@@ -112,7 +112,7 @@ inline constexpr std::string_view field_attempt = "attempt";  // sends that coun
 inline constexpr std::string_view field_paused = "paused";    // answers that only asked for a pause
 inline constexpr std::string_view field_origin = "origin";    // the id of the portal's entry
 
-// The scripts over the schema (queue/scripts/NAME.lua).
+// The scripts over the schema (queue/scripts/NAME.lua, called with request::eval).
 //
 // Records a batch of outcomes of one campaign atomically and idempotently.
 // KEYS: recipients, counts, outcomes, campaign, inflight, retry, dead. ARGV: group, now, then
