@@ -17,24 +17,6 @@
 namespace budstikke::cli {
 namespace asio = boost::asio;
 
-namespace {
-
-// Moves the campaign from one of the allowed states to the target state atomically; replies the
-// state it found (or nil when the campaign does not exist).
-constexpr std::string_view transition_script = R"lua(
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return false end
-for i = 3, #ARGV do
-  if state == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2])
-    return state
-  end
-end
-return state
-)lua";
-
-}  // namespace
-
 int control_command(const config& cfg, const std::string& campaign, control_action action) {
   const char* target = action == control_action::pause ? "paused" : action == control_action::resume ? "active" : "cancelled";
   std::vector<std::string_view> from;
@@ -49,9 +31,7 @@ int control_command(const config& cfg, const std::string& campaign, control_acti
   asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
     queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
     queue::request req;
-    req.begin(6 + from.size()).arg("EVAL").arg(transition_script).arg(1).arg(keys.campaign(campaign))
-        .arg(target).arg(support::now_rfc3339());
-    for (auto f : from) req.arg(f);
+    queue::append_transition(req, keys, campaign, target, support::now_rfc3339(), from);
     std::vector<queue::reply_ptr> replies;
     if (auto ec = co_await conn.async_exec(req, replies)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());

@@ -208,9 +208,7 @@ int requeue(const config& cfg, const dlq_options& opt) {
     // already requeued (by a concurrent call) is skipped.
     auto requeue_batch = [&](const std::vector<std::string>& batch) -> asio::awaitable<std::error_code> {
       queue::request r;
-      r.begin(3 + 4 + batch.size()).arg("EVAL").arg(queue::requeue_dead_script).arg(4).arg(keys.dead(id))
-          .arg(keys.recipients(id)).arg(keys.counts(id)).arg(keys.campaign(id));
-      for (const auto& b : batch) r.arg(b);
+      queue::append_requeue_dead(r, keys, id, batch);
       std::vector<queue::reply_ptr> out;
       if (auto ec = co_await conn.async_exec(r, out)) {
         error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());

@@ -604,8 +604,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   // released just now, synchronously: nothing has reused them yet.
   void append_events(request& req, std::string_view now) {
     if (events_.empty()) return;
-    req.begin(6 + queue::event_args * events_.size()).arg("EVAL").arg(queue::append_events_script).arg(1)
-        .arg(keys_.events()).arg(cfg_.engine.events_max_len).arg(now);
+    queue::begin_append_events(req, keys_, cfg_.engine.events_max_len, now, events_.size());
     for (auto [c, idx] : events_) {
       const slot& s = pipeline_.at(idx);
       std::string_view state = s.kind == record_kind::final ? queue::to_string(s.outcome) : std::string_view("retrying");

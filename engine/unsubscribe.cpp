@@ -37,8 +37,7 @@ asio::awaitable<withdrawal_result> apply_withdrawal(queue::connection& conn, con
   queue::keys keys(cfg.key_prefix);
   auto field = w.category == "*" ? queue::channel_wide_consent_field(*ch) : queue::consent_field(*ch, w.category);
   queue::request req;
-  req.command("EVAL", queue::withdraw_consent_script, 1, queue::consent_key(keys, w.member), field,
-              queue::format_consent(false, support::now_rfc3339(), w.source));
+  queue::append_withdraw_consent(req, keys, w.member, field, queue::format_consent(false, support::now_rfc3339(), w.source));
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
     result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());

@@ -169,8 +169,7 @@ asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const ke
 
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now, const std::vector<outcome_record>& records) {
-  req.begin(3 + 7 + 2 + record_arity * records.size());
-  req.arg("EVAL").arg(record_outcomes_script).arg(7);
+  req.begin_eval(record_outcomes_script, 7, 2 + record_arity * records.size());
   req.arg(k.recipients(campaign_id)).arg(k.counts(campaign_id)).arg(k.outcomes(campaign_id))
       .arg(k.campaign(campaign_id)).arg(k.inflight(campaign_id)).arg(k.retry(campaign_id)).arg(k.dead(campaign_id));
   req.arg(consumer_group).arg(now);
@@ -182,8 +181,24 @@ void append_record_outcomes(request& req, const keys& k, std::string_view campai
 }
 
 void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit) {
-  req.command("EVAL", move_due_retries_script, 3, k.retry(campaign_id), k.recipients(campaign_id),
-              k.counts(campaign_id), limit);
+  req.eval(move_due_retries_script, 3, k.retry(campaign_id), k.recipients(campaign_id), k.counts(campaign_id), limit);
+}
+
+void append_requeue_dead(request& req, const keys& k, std::string_view campaign_id,
+                         std::span<const std::string> dead_letter_ids) {
+  req.begin_eval(requeue_dead_script, 4, dead_letter_ids.size())
+      .arg(k.dead(campaign_id)).arg(k.recipients(campaign_id)).arg(k.counts(campaign_id)).arg(k.campaign(campaign_id));
+  for (const auto& id : dead_letter_ids) req.arg(id);
+}
+
+void append_transition(request& req, const keys& k, std::string_view campaign_id, std::string_view target,
+                       std::string_view now, std::span<const std::string_view> from) {
+  req.begin_eval(transition_script, 1, 2 + from.size()).arg(k.campaign(campaign_id)).arg(target).arg(now);
+  for (auto state : from) req.arg(state);
+}
+
+void begin_append_events(request& req, const keys& k, std::size_t max_len, std::string_view at, std::size_t events) {
+  req.begin_eval(append_events_script, 1, 2 + event_args * events).arg(k.events()).arg(max_len).arg(at);
 }
 
 }  // namespace budstikke::queue

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -83,7 +84,7 @@ boost::asio::awaitable<std::error_code> async_list_campaigns(connection& conn, c
                                                              std::vector<std::string>& ids,
                                                              const std::optional<std::string>& only = std::nullopt);
 
-// Builds the EVAL that records a batch of outcomes of one campaign (see record_outcomes_script).
+// Builds the call that records a batch of outcomes of one campaign (see record_outcomes_script).
 struct outcome_record {
   std::string_view entry_id;
   std::optional<final_state> state;  // nullopt: release the in-flight mark only (handed back), or retry
@@ -98,8 +99,22 @@ struct outcome_record {
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now_rfc3339, const std::vector<outcome_record>& records);
 
-// Builds the EVAL that moves up to `limit` due retries of one campaign back into its stream.
+// Builds the call that moves up to `limit` due retries of one campaign back into its stream.
 void append_move_due_retries(request& req, const keys& k, std::string_view campaign_id, std::size_t limit);
+
+// Builds the call that requeues these dead letters of one campaign (see requeue_dead_script).
+void append_requeue_dead(request& req, const keys& k, std::string_view campaign_id,
+                         std::span<const std::string> dead_letter_ids);
+
+// Builds the call that moves a campaign to `target` if it is in one of the states `from` (see
+// transition_script).
+void append_transition(request& req, const keys& k, std::string_view campaign_id, std::string_view target,
+                       std::string_view now, std::span<const std::string_view> from);
+
+// Starts the call that appends `events` events to the events stream (see append_events_script);
+// follow with event_args arguments per event: campaign, entry, member, channel, state, reason,
+// reply, attempt.
+void begin_append_events(request& req, const keys& k, std::size_t max_len, std::string_view at, std::size_t events);
 
 
 }  // namespace budstikke::queue

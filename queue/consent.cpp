@@ -73,12 +73,10 @@ std::optional<std::string> lookup_problem(const redisReply* consent, const redis
   return consent_problem(consent->element[0], consent->element[1], suppressed, consent_required, have_member);
 }
 
-const std::string_view withdraw_consent_script = R"lua(
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current and string.sub(current, 1, 10) == 'withdrawn|' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-)lua";
+void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
+                             std::string_view value) {
+  req.eval(withdraw_consent_script, 1, consent_key(k, member), field, value);
+}
 
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,
                            std::string_view member, std::string_view address, bool read_consent) {

@@ -42,7 +42,11 @@ std::optional<std::string> consent_problem(const redisReply* specific, const red
 // Records a withdrawal unless one is recorded already, so applying the same unsubscribe twice
 // keeps the first time and source. KEYS: the consent key. ARGV: field, value ("withdrawn|...").
 // Returns 1 when it wrote the withdrawal, 0 when the field was withdrawn before.
-extern const std::string_view withdraw_consent_script;
+extern const script withdraw_consent_script;
+// Builds that call for one member: `field` is consent_field or channel_wide_consent_field,
+// `value` a format_consent(false, ...).
+void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
+                             std::string_view value);
 
 // The same from the replies of append_consent_lookup: `consent` is the HMGET's reply, or null
 // when the consent store was not read.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "queue/resp.hpp"
+#include "queue/script.hpp"
 
 namespace budstikke::queue {
 
@@ -37,7 +38,7 @@ token_bucket make_token_bucket(std::string key, double rate_per_second, std::chr
 // Returns {granted, wait_us, limiting}: when granted < wanted, wait_us is how long until every
 // bucket has a token again and limiting the 1-based index of the bucket that waits longest
 // (0 when everything asked was granted).
-extern const std::string_view take_tokens_script;
+extern const script take_tokens_script;
 
 // Appends one call of take_tokens_script to the pipeline. `now_us` is the injectable clock (tests).
 void append_take_tokens(request& req, const std::vector<const token_bucket*>& buckets, std::int64_t wanted,

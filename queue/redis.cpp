@@ -135,14 +135,23 @@ asio::awaitable<std::error_code> connection::async_connect() {
   request hello;
   if (!cfg_.password.empty()) hello.command("AUTH", cfg_.password);
   if (cfg_.database != 0) hello.command("SELECT", cfg_.database);
-  if (!hello.empty()) {
-    std::vector<reply_ptr> replies;
-    if (auto ec = co_await async_roundtrip(hello, replies)) co_return ec;
-    for (auto& r : replies) {
-      if (is_error(r.get())) {
-        close();
-        co_return make_error_code(redis_errc::server_error);
-      }
+  const std::size_t handshake = hello.commands();
+  // Loaded on every new connection: after a restart or a failover this is a server that may
+  // never have seen them. A refused load (an ACL without SCRIPT) is no error: the calls then
+  // fall back to EVAL.
+  for (const script* s : all_scripts()) hello.command("SCRIPT", "LOAD", s->source);
+  std::vector<reply_ptr> replies;
+  arm_deadline(cfg_.command_timeout);
+  auto ec = co_await async_roundtrip(hello, replies);
+  disarm_deadline();
+  if (ec) {
+    close();
+    co_return timed_out_ ? make_error_code(redis_errc::timeout) : ec;
+  }
+  for (std::size_t i = 0; i < handshake; ++i) {
+    if (is_error(replies[i].get())) {
+      close();
+      co_return make_error_code(redis_errc::server_error);
     }
   }
   co_return std::error_code{};
@@ -181,6 +190,17 @@ asio::awaitable<std::error_code> connection::async_exec(const request& req,
   arm_deadline(cfg_.command_timeout + extra_timeout);
   auto ec = co_await async_roundtrip(req, replies);
   disarm_deadline();
+  if (!ec && !req.script_calls().empty()) {
+    std::vector<std::size_t> positions;
+    if (auto again = resend_unknown_scripts(req, replies, positions); !again.empty()) {
+      std::vector<reply_ptr> answers;
+      arm_deadline(cfg_.command_timeout);
+      ec = co_await async_roundtrip(again, answers);
+      disarm_deadline();
+      if (!ec)
+        for (std::size_t i = 0; i < positions.size(); ++i) replies[positions[i]] = std::move(answers[i]);
+    }
+  }
   if (ec) {
     if (timed_out_) ec = make_error_code(redis_errc::timeout);
     close();

@@ -51,7 +51,10 @@ class connection {
   connection& operator=(const connection&) = delete;
 
   // Sends the pipeline and collects exactly req.commands() replies (errors from individual
-  // commands come back as error replies, not as an error_code). Connects first when needed.
+  // commands come back as error replies, not as an error_code). Connects first when needed,
+  // and loads every script (queue/script.hpp) on each new connection. A script call Redis
+  // answers NOSCRIPT is sent again as EVAL in a second round trip and its reply put in its
+  // place, so callers never see NOSCRIPT (resend_unknown_scripts says why that is safe).
   // On failure the connection is dropped; the next call reconnects. `extra_timeout` is added
   // for commands that block on the server (XREADGROUP BLOCK).
   boost::asio::awaitable<std::error_code> async_exec(

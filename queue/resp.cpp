@@ -1,5 +1,6 @@
 #include "queue/resp.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -47,6 +48,12 @@ redisReader* make_reader() {
   return r;
 }
 
+bool equals_ignoring_case(std::string_view a, std::string_view upper) {
+  return a.size() == upper.size() && std::equal(a.begin(), a.end(), upper.begin(), [](char x, char u) {
+           return (x >= 'a' && x <= 'z' ? static_cast<char>(x - 'a' + 'A') : x) == u;
+         });
+}
+
 }  // namespace
 
 request& request::begin(std::size_t argc) {
@@ -71,10 +78,54 @@ const std::string& request::payload() const {
 
 request& request::arg(std::string_view a) {
   if (++written_ > announced_) check_complete();
+  if (written_ == 1) {
+    if (equals_ignoring_case(a, "MULTI")) in_multi_ = true;
+    else if (equals_ignoring_case(a, "EXEC") || equals_ignoring_case(a, "DISCARD")) in_multi_ = false;
+  }
   append_length(payload_, '$', a.size());
   payload_.append(a);
   payload_.append("\r\n", 2);
+  if (written_ == announced_) command_complete();
   return *this;
+}
+
+void request::command_complete() {
+  if (!script_calls_.empty() && script_calls_.back().end == std::string::npos) script_calls_.back().end = payload_.size();
+}
+
+request& request::begin_eval(const script& s, std::size_t numkeys, std::size_t numargs) {
+  if (in_multi_)
+    throw std::logic_error("RESP request: script " + std::string(s.name) +
+                           " between MULTI and EXEC, where a NOSCRIPT answer could not be sent again");
+  const std::size_t argc = 3 + numkeys + numargs;
+  begin(argc).arg("EVALSHA").arg(s.sha1);
+  script_calls_.push_back({commands_ - 1, &s, argc, payload_.size(), std::string::npos});
+  return arg(numkeys);
+}
+
+request& request::eval_again(const request& from, const script_call& call) {
+  if (call.end == std::string::npos || call.end > from.payload_.size())
+    throw std::logic_error("RESP request: a script call to send again is incomplete");
+  begin(call.argc).arg("EVAL").arg(call.called->source);
+  // numkeys, the keys and the arguments, byte for byte as they were sent.
+  payload_.append(from.payload_, call.numkeys_at, call.end - call.numkeys_at);
+  written_ = announced_;
+  return *this;
+}
+
+bool is_noscript(const redisReply* r) { return is_error(r) && as_string(r).starts_with("NOSCRIPT"); }
+
+request resend_unknown_scripts(const request& req, const std::vector<reply_ptr>& replies,
+                               std::vector<std::size_t>& positions) {
+  request again;
+  positions.clear();
+  for (const auto& call : req.script_calls()) {
+    if (call.command < replies.size() && is_noscript(replies[call.command].get())) {
+      again.eval_again(req, call);
+      positions.push_back(call.command);
+    }
+  }
+  return again;
 }
 
 request& request::arg(std::int64_t n) {

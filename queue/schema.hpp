@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "queue/script.hpp"
+
 namespace budstikke::queue {
 
 inline constexpr std::string_view default_key_prefix = "budstikke:";
@@ -110,6 +112,8 @@ inline constexpr std::string_view field_attempt = "attempt";  // sends that coun
 inline constexpr std::string_view field_paused = "paused";    // answers that only asked for a pause
 inline constexpr std::string_view field_origin = "origin";    // the id of the portal's entry
 
+// The scripts over the schema (queue/scripts/NAME.lua, called with request::eval).
+//
 // Records a batch of outcomes of one campaign atomically and idempotently.
 // KEYS: recipients, counts, outcomes, campaign, inflight, retry, dead. ARGV: group, now, then
 // `record_arity` per record: entry id, state, member id, reason, flags, attempts, reply, retry
@@ -123,24 +127,30 @@ inline constexpr std::string_view field_origin = "origin";    // the id of the p
 // recorded, or a release), 1 counted as given, 2 a retry recorded `failed` instead because its
 // entry is no longer in the stream.
 inline constexpr std::size_t record_arity = 9;
-extern const std::string_view record_outcomes_script;
+extern const script record_outcomes_script;
 
 // Appends a batch of events to the capped events stream in one call (one reply, not one per
 // event). KEYS: events. ARGV: max length (XADD MAXLEN ~), at (RFC 3339), then 8 per event:
 // campaign, entry, member, channel, state, reason, reply, attempt. Returns the events added.
-extern const std::string_view append_events_script;
+extern const script append_events_script;
 inline constexpr std::size_t event_args = 8;
 
 // Moves due retries back into the recipients stream, at most ARGV[1] per call, as new entries
 // with the original fields plus `attempt`, `paused` and `origin`. KEYS: retry, recipients, counts.
 // Returns {moved, still waiting}.
-extern const std::string_view move_due_retries_script;
+extern const script move_due_retries_script;
 
 // Requeues dead letters (ARGV: their ids) into the recipients stream as fresh entries (attempt 0),
 // removing them from the dead stream and from `failed`; a `done` campaign becomes `active` again.
 // A dead letter already gone is skipped, so a repeated call requeues nothing twice.
 // KEYS: dead, recipients, counts, campaign. Returns {requeued, campaign state}; an error reply for
 // a campaign that does not exist or is cancelled.
-extern const std::string_view requeue_dead_script;
+extern const script requeue_dead_script;
+
+// Moves a campaign from one of the allowed states to a target state atomically (pause, resume,
+// cancel). KEYS: campaign. ARGV: target state, now (RFC 3339, written as `<target>_at`), then the
+// states it may move from. Returns the state it found (it moved only if that is one of the
+// allowed), or nil when the campaign does not exist.
+extern const script transition_script;
 
 }  // namespace budstikke::queue

@@ -157,9 +157,7 @@ TEST_CASE("scripts: failed records write one dead letter each, and a requeue mov
 
   auto requeue = [&](const std::vector<std::string>& letters) {
     queue::request req;
-    req.begin(7 + letters.size()).arg("EVAL").arg(queue::requeue_dead_script).arg(4).arg(k.dead("c"))
-        .arg(k.recipients("c")).arg(k.counts("c")).arg(k.campaign("c"));
-    for (auto& l : letters) req.arg(l);
+    queue::append_requeue_dead(req, k, "c", letters);
     return f.exec(req);
   };
   auto q = requeue({dead[0].id, dead[0].id});

@@ -5,14 +5,10 @@
 #include <functional>
 #include <random>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/this_coro.hpp>
-
 #include "queue/rate_limit.hpp"
 #include "queue/redis.hpp"
 #include "queue/schema.hpp"
-#include "tests/support/servers.hpp"
+#include "tests/queue/redis_session.hpp"
 
 using namespace budstikke;
 using namespace budstikke::testing;
@@ -26,23 +22,7 @@ constexpr std::int64_t ms = 1000;
 // A real Redis and synchronous calls of the script through queue::connection.
 class script_runner {
  public:
-  script_runner() : redis_(start_redis(dir_)) { cfg_.port = redis_.port; }
-
-  // Runs one pipeline on connection `which` (two connections: two "processes").
-  std::vector<queue::reply_ptr> exec(const queue::request& req, int which = 0) {
-    std::vector<queue::reply_ptr> replies;
-    std::error_code ec;
-    auto& conn = which == 0 ? conn0_ : conn1_;
-    if (!conn) conn = std::make_unique<queue::connection>(ioc_.get_executor(), cfg_);
-    boost::asio::co_spawn(ioc_, [&]() -> boost::asio::awaitable<void> { ec = co_await conn->async_exec(req, replies); },
-                          [](std::exception_ptr e) {
-                            if (e) std::rethrow_exception(e);
-                          });
-    ioc_.restart();
-    ioc_.run();
-    REQUIRE_FALSE(ec);
-    return replies;
-  }
+  std::vector<queue::reply_ptr> exec(const queue::request& req, int which = 0) { return session_.exec(req, which); }
 
   queue::token_grant take(const std::vector<const token_bucket*>& buckets, std::int64_t wanted,
                           std::optional<std::int64_t> now, int which = 0) {
@@ -56,11 +36,7 @@ class script_runner {
   }
 
  private:
-  temp_dir dir_;
-  redis_server redis_;
-  queue::redis_config cfg_;
-  boost::asio::io_context ioc_;
-  std::unique_ptr<queue::connection> conn0_, conn1_;
+  redis_session session_;
 };
 
 token_bucket bucket(const std::string& name, double rate, std::int64_t burst_ms) {

@@ -133,7 +133,7 @@ TEST_CASE("queue: a command with more or fewer arguments than announced is refus
 }
 
 TEST_CASE("queue: an array larger than any reply the engine asks for is a protocol error, not an allocation") {
-  for (std::string announced : {"*2147483647\r\n", "*1048577\r\n", std::string("*\xff\xff\xff" "1\r\n")}) {
+  for (const std::string& announced : std::vector<std::string>{"*2147483647\r\n", "*1048577\r\n", "*\xff\xff\xff" "1\r\n"}) {
     reply_parser p;
     REQUIRE(p.feed(announced.data(), announced.size()));
     bool protocol_error = false;

@@ -72,7 +72,7 @@ TEST_CASE("schema: hostile campaign fields are refused with the field named") {
   CHECK(error.find("missing") != std::string::npos);
 }
 
-TEST_CASE("schema: recording outcomes is one EVAL with seven keys and nine arguments per record") {
+TEST_CASE("schema: recording outcomes is one EVALSHA with seven keys and nine arguments per record") {
   request req;
   std::vector<outcome_record> recs{
       {"1-0", final_state::sent, "m1", "", false, 1, "250 2.0.0 Ok", std::nullopt, 0},
@@ -82,8 +82,10 @@ TEST_CASE("schema: recording outcomes is one EVAL with seven keys and nine argum
   append_record_outcomes(req, keys("p:"), "c1", "2026-11-23T00:00:00.000Z", recs);
   CHECK(req.commands() == 1);
   const auto& p = req.payload();
-  // EVAL script numkeys + 7 keys + group, now + 4 x 9
-  CHECK(p.rfind("*48\r\n$4\r\nEVAL\r\n", 0) == 0);
+  // EVALSHA sha1 numkeys + 7 keys + group, now + 4 x 9
+  CHECK(p.rfind("*48\r\n$7\r\nEVALSHA\r\n$40\r\n" + std::string(record_outcomes_script.sha1) + "\r\n$1\r\n7\r\n", 0) == 0);
+  REQUIRE(req.script_calls().size() == 1);
+  CHECK(req.script_calls()[0].called == &record_outcomes_script);
   CHECK(p.find("$1\r\n7\r\n$26\r\np:campaign:{c1}:recipients\r\n") != std::string::npos);
   CHECK(p.find("$24\r\np:campaign:{c1}:inflight\r\n$21\r\np:campaign:{c1}:retry\r\n$20\r\np:campaign:{c1}:dead\r\n") !=
         std::string::npos);
@@ -96,11 +98,11 @@ TEST_CASE("schema: recording outcomes is one EVAL with seven keys and nine argum
   CHECK(p.find("$3\r\n4-0\r\n$7\r\nrelease\r\n") != std::string::npos);
 }
 
-TEST_CASE("schema: moving due retries is one EVAL over the campaign's retry set, stream and counts") {
+TEST_CASE("schema: moving due retries is one EVALSHA over the campaign's retry set, stream and counts") {
   request req;
   append_move_due_retries(req, keys("p:"), "c1", 500);
   const auto& p = req.payload();
-  CHECK(p.rfind("*7\r\n$4\r\nEVAL\r\n", 0) == 0);
+  CHECK(p.rfind("*7\r\n$7\r\nEVALSHA\r\n$40\r\n" + std::string(move_due_retries_script.sha1) + "\r\n", 0) == 0);
   CHECK(p.find("$1\r\n3\r\n$21\r\np:campaign:{c1}:retry\r\n$26\r\np:campaign:{c1}:recipients\r\n"
                "$22\r\np:campaign:{c1}:counts\r\n$3\r\n500\r\n") != std::string::npos);
   CHECK(keys("p:").events() == "p:events");
