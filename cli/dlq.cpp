@@ -8,6 +8,8 @@
 
 #include "cli/command.hpp"
 #include "queue/campaign_store.hpp"
+#include "queue/consumer.hpp"
+#include "queue/dead_letters.hpp"
 #include "support/json.hpp"
 #include "support/run_sync.hpp"
 
@@ -19,16 +21,9 @@ namespace {
 
 constexpr std::size_t page = 500;
 
-struct dead_letter {
+// A dead letter with the campaign it belongs to.
+struct dead_letter : queue::dead_letter {
   std::string campaign;
-  std::string id;  // in the dead-letter stream
-  std::vector<std::pair<std::string, std::string>> fields;
-
-  std::string_view get(std::string_view name) const {
-    for (const auto& [f, v] : fields)
-      if (f == name) return v;
-    return {};
-  }
 };
 
 // Fields a listing shows; `show` prints every field, the address and data included.
@@ -46,44 +41,30 @@ boost::json::object to_json(const dead_letter& d, bool all_fields) {
   return o;
 }
 
-// Dead letters of an XRANGE reply, those whose reason contains `reason`.
-void parse_letters(const redisReply* r, const std::string& campaign, std::string_view reason,
-                   std::vector<dead_letter>& out) {
-  out.clear();
-  for (std::size_t i = 0; i < r->elements; ++i) {
-    const redisReply* e = r->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
-    dead_letter d;
-    d.campaign = campaign;
-    d.id = std::string(queue::as_string(e->element[0]));
-    const redisReply* f = e->element[1];
-    if (f->type == REDIS_REPLY_ARRAY)
-      for (std::size_t k = 0; k + 1 < f->elements; k += 2)
-        d.fields.emplace_back(queue::as_string(f->element[k]), queue::as_string(f->element[k + 1]));
-    if (!reason.empty() && d.get("reason").find(reason) == std::string_view::npos) continue;
-    out.push_back(std::move(d));
-  }
-}
-
 // One page of a campaign's dead letters after `cursor` ("-" first), filtered by reason.
 asio::awaitable<std::error_code> read_page(queue::connection& conn, const queue::keys& keys, const std::string& campaign,
                                            std::string& cursor, const std::string& reason,
                                            std::vector<dead_letter>& out, bool& more, std::string& error) {
   queue::request req;
-  req.command("XRANGE", keys.dead(campaign), cursor, "+", "COUNT", page);
+  queue::append_dead_letters(req, keys, campaign, cursor, page);
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
     error = fmt::format("Redis at {}: {}", queue::describe(conn.config()), ec.message());
     co_return ec;
   }
-  const redisReply* r = replies[0].get();
-  if (queue::is_error(r) || r->type != REDIS_REPLY_ARRAY) {
-    error = fmt::format("reading the dead letters of {}: Redis answered '{}'", campaign, queue::as_string(r));
+  auto letters = queue::parse_dead_letters(replies[0].get());
+  if (!letters) {
+    error = fmt::format("reading the dead letters of {}: Redis answered '{}'", campaign,
+                        queue::error_of(replies[0].get()).value_or("an unexpected reply"));
     co_return std::make_error_code(std::errc::io_error);
   }
-  more = r->elements == page;
-  if (r->elements > 0) cursor = "(" + std::string(queue::as_string(r->element[r->elements - 1]->element[0]));
-  parse_letters(r, campaign, reason, out);
+  more = letters->size() == page;
+  if (!letters->empty()) cursor = "(" + letters->back().id;
+  out.clear();
+  for (auto& l : *letters) {
+    if (!reason.empty() && l.get("reason").find(reason) == std::string_view::npos) continue;
+    out.push_back({std::move(l), campaign});
+  }
   co_return std::error_code{};
 }
 
@@ -143,19 +124,19 @@ int show(const config& cfg, const dlq_options& opt) {
     queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
     const std::string& entry = opt.entries.front();
     queue::request req;
-    req.command("XRANGE", keys.dead(*opt.campaign), entry, entry);
+    queue::append_dead_letter(req, keys, *opt.campaign, entry);
     std::vector<queue::reply_ptr> replies;
     if (auto ec = co_await conn.async_exec(req, replies)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
       co_return ec;
     }
-    if (queue::is_error(replies[0].get()) || replies[0]->type != REDIS_REPLY_ARRAY) {
-      error = fmt::format("'{}' is not a dead-letter id: Redis answered '{}'", entry, queue::as_string(replies[0].get()));
+    auto letters = queue::parse_dead_letters(replies[0].get());
+    if (!letters) {
+      error = fmt::format("'{}' is not a dead-letter id: Redis answered '{}'", entry,
+                          queue::error_of(replies[0].get()).value_or("an unexpected reply"));
       co_return std::make_error_code(std::errc::invalid_argument);
     }
-    std::vector<dead_letter> letters;
-    parse_letters(replies[0].get(), *opt.campaign, {}, letters);
-    if (!letters.empty()) found = std::move(letters.front());
+    if (!letters->empty()) found = dead_letter{std::move(letters->front()), *opt.campaign};
     co_return std::error_code{};
   }());
   if (ec) {
@@ -185,19 +166,19 @@ int requeue(const config& cfg, const dlq_options& opt) {
     queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
     queue::request req;
     std::vector<queue::reply_ptr> replies;
-    req.command("HMGET", keys.campaign(id), "id", "state", "priority");
+    queue::append_campaign_summary(req, keys, id);
     if (auto ec = co_await conn.async_exec(req, replies)) {
       error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
       co_return ec;
     }
-    const redisReply* meta = replies[0].get();
-    if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 3 || queue::is_nil(meta->element[0])) {
+    const auto summary = queue::parse_campaign_summary(replies[0].get());
+    if (!summary.exists) {
       error = fmt::format("campaign '{}' does not exist", id);
       usage = true;
       co_return std::make_error_code(std::errc::invalid_argument);
     }
-    state = std::string(queue::as_string(meta->element[1]));
-    const auto priority = queue::as_integer(meta->element[2]).value_or(5);
+    state = summary.state;
+    const auto priority = summary.priority;
     if (state == "cancelled") {
       error = fmt::format("campaign {} is cancelled; its dead letters cannot be requeued", id);
       usage = true;
@@ -214,13 +195,14 @@ int requeue(const config& cfg, const dlq_options& opt) {
         error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
         co_return ec;
       }
-      const redisReply* res = out[0].get();
-      if (queue::is_error(res) || res->type != REDIS_REPLY_ARRAY || res->elements != 2) {
-        error = fmt::format("requeueing dead letters of {}: Redis answered '{}'", id, queue::as_string(res));
+      auto result = queue::parse_requeued(out[0].get());
+      if (!result) {
+        error = fmt::format("requeueing dead letters of {}: Redis answered '{}'", id,
+                            queue::error_of(out[0].get()).value_or("an unexpected reply"));
         co_return std::make_error_code(std::errc::io_error);
       }
-      requeued += queue::as_integer(res->element[0]).value_or(0);
-      state = std::string(queue::as_string(res->element[1]));
+      requeued += result->count;
+      state = result->state;
       co_return std::error_code{};
     };
 

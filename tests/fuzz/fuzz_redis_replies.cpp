@@ -7,6 +7,7 @@
 
 #include "queue/consent.hpp"
 #include "queue/consumer.hpp"
+#include "queue/dead_letters.hpp"
 #include "queue/rate_limit.hpp"
 #include "queue/resp.hpp"
 
@@ -36,6 +37,10 @@ void every_parser(const redisReply* r, std::size_t n) {
   (void)lookup_problem(r, r, true, true);
   (void)lookup_problem(nullptr, r, false, false);
   (void)parse_token_grant(r);
+  if (auto letters = parse_dead_letters(r))
+    for (const auto& l : *letters) (void)l.get("reason");
+  (void)parse_campaign_summary(r);
+  (void)parse_requeued(r);
 }
 
 }  // namespace
