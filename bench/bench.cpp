@@ -145,9 +145,8 @@ int run_bench(const bench_options& opt) {
     if (!support::wait_for_port(port, std::chrono::seconds(10))) throw std::runtime_error("redis-server did not start");
     rc.port = port;
   } else {
-    std::string error;
-    auto parsed = queue::parse_redis_url(opt.redis_url, error);
-    if (!parsed) throw std::runtime_error("--redis: " + error);
+    auto parsed = queue::parse_redis_url(opt.redis_url);
+    if (!parsed) throw std::runtime_error("--redis: " + parsed.error().message);
     rc = *parsed;
   }
 
@@ -240,14 +239,19 @@ int run_bench(const bench_options& opt) {
       }
     }
     queue::campaign_writer writer(conn, queue::keys(), def, 2000);
-    if (auto ec = co_await writer.async_create(error)) co_return ec;
+    auto report = [&](const support::result<void>& written) {
+      if (written) return std::error_code{};
+      error = written.error().message;
+      return written.error().code;
+    };
+    if (auto created = co_await writer.async_create(); !created) co_return report(created);
     for (std::uint64_t i = 0; i < opt.recipients; ++i) {
       writer.add(opt.channel == "sms" ? synthetic_number(i) : fmt::format("medlem{}@fagforbund{}.example", i, i % 50),
                  fmt::format("M{:07}", i), synthetic_data(i));
       if (writer.should_flush())
-        if (auto ec = co_await writer.async_flush(error)) co_return ec;
+        if (auto flushed = co_await writer.async_flush(); !flushed) co_return report(flushed);
     }
-    co_return co_await writer.async_seal(error);
+    co_return report(co_await writer.async_seal());
   }());
   if (ec) throw std::runtime_error("enqueue: " + error);
   double enqueue_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - enqueue_start).count();
@@ -293,14 +297,14 @@ int run_bench(const bench_options& opt) {
     plot_problem = samples.plot(opt.plot, work, fmt::format("budstikke bench: {} recipients, {}", opt.recipients, sink_name));
   double run_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
 
-  std::optional<queue::campaign_status> st = run_sync([&]() -> asio::awaitable<std::optional<queue::campaign_status>> {
+  auto st = run_sync([&]() -> asio::awaitable<support::result<queue::campaign_status>> {
     queue::connection conn(co_await asio::this_coro::executor, rc);
-    co_return co_await queue::async_read_status(conn, queue::keys(), campaign, error);
+    co_return co_await queue::async_read_status(conn, queue::keys(), campaign);
   }());
   sink.stop();
   redis.stop();
 
-  if (!st) throw std::runtime_error("reading the campaign status: " + error);
+  if (!st) throw std::runtime_error("reading the campaign status: " + st.error().message);
   double cpu = cpu_seconds(status.usage);
   double rate = static_cast<double>(opt.recipients) / run_secs;
   double cpu_us = cpu * 1e6 / static_cast<double>(opt.recipients);

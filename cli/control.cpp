@@ -34,7 +34,7 @@ int control_command(const config& cfg, const std::string& campaign, control_acti
     queue::append_transition(req, keys, campaign, target, support::now_rfc3339(), from);
     std::vector<queue::reply_ptr> replies;
     if (auto ec = co_await conn.async_exec(req, replies)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
       co_return;
     }
     if (queue::is_error(replies[0].get())) {

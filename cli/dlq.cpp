@@ -41,31 +41,28 @@ boost::json::object to_json(const dead_letter& d, bool all_fields) {
   return o;
 }
 
-// One page of a campaign's dead letters after `cursor` ("-" first), filtered by reason.
-asio::awaitable<std::error_code> read_page(queue::connection& conn, const queue::keys& keys, const std::string& campaign,
-                                           std::string& cursor, const std::string& reason,
-                                           std::vector<dead_letter>& out, bool& more, std::string& error) {
+// One page of a campaign's dead letters after `cursor` ("-" first), filtered by reason, into `out`;
+// true when there may be more pages.
+asio::awaitable<support::result<bool>> read_page(queue::connection& conn, const queue::keys& keys,
+                                                 const std::string& campaign, std::string& cursor,
+                                                 const std::string& reason, std::vector<dead_letter>& out) {
   queue::request req;
   queue::append_dead_letters(req, keys, campaign, cursor, page);
   std::vector<queue::reply_ptr> replies;
-  if (auto ec = co_await conn.async_exec(req, replies)) {
-    error = fmt::format("Redis at {}: {}", queue::describe(conn.config()), ec.message());
-    co_return ec;
-  }
+  if (auto ec = co_await conn.async_exec(req, replies)) co_return queue::redis_failure(conn.config(), ec);
   auto letters = queue::parse_dead_letters(replies[0].get());
-  if (!letters) {
-    error = fmt::format("reading the dead letters of {}: Redis answered '{}'", campaign,
-                        queue::error_of(replies[0].get()).value_or("an unexpected reply"));
-    co_return std::make_error_code(std::errc::io_error);
-  }
-  more = letters->size() == page;
+  if (!letters)
+    co_return support::fail(fmt::format("reading the dead letters of {}: Redis answered '{}'", campaign,
+                                        queue::error_of(replies[0].get()).value_or("an unexpected reply")),
+                            std::make_error_code(std::errc::io_error));
+  const bool more = letters->size() == page;
   if (!letters->empty()) cursor = "(" + letters->back().id;
   out.clear();
   for (auto& l : *letters) {
     if (!reason.empty() && l.get("reason").find(reason) == std::string_view::npos) continue;
     out.push_back({std::move(l), campaign});
   }
-  co_return std::error_code{};
+  co_return more;
 }
 
 int list(const config& cfg, const dlq_options& opt) {
@@ -90,7 +87,7 @@ int list(const config& cfg, const dlq_options& opt) {
     queue::connection conn(co_await asio::this_coro::executor, cfg.redis);
     std::vector<std::string> ids;
     if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
       co_return ec;
     }
     std::vector<dead_letter> letters;
@@ -98,7 +95,12 @@ int list(const config& cfg, const dlq_options& opt) {
       std::string cursor = "-";
       bool more = true;
       while (more) {
-        if (auto ec = co_await read_page(conn, keys, id, cursor, opt.reason, letters, more, error)) co_return ec;
+        auto read = co_await read_page(conn, keys, id, cursor, opt.reason, letters);
+        if (!read) {
+          error = read.error().message;
+          co_return read.error().code;
+        }
+        more = *read;
         for (const auto& d : letters) {
           if (opt.limit && shown >= opt.limit) co_return std::error_code{};
           print(d);
@@ -127,7 +129,7 @@ int show(const config& cfg, const dlq_options& opt) {
     queue::append_dead_letter(req, keys, *opt.campaign, entry);
     std::vector<queue::reply_ptr> replies;
     if (auto ec = co_await conn.async_exec(req, replies)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
       co_return ec;
     }
     auto letters = queue::parse_dead_letters(replies[0].get());
@@ -168,7 +170,7 @@ int requeue(const config& cfg, const dlq_options& opt) {
     std::vector<queue::reply_ptr> replies;
     queue::append_campaign_summary(req, keys, id);
     if (auto ec = co_await conn.async_exec(req, replies)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
       co_return ec;
     }
     const auto summary = queue::parse_campaign_summary(replies[0].get());
@@ -192,7 +194,7 @@ int requeue(const config& cfg, const dlq_options& opt) {
       queue::append_requeue_dead(r, keys, id, batch);
       std::vector<queue::reply_ptr> out;
       if (auto ec = co_await conn.async_exec(r, out)) {
-        error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+        error = queue::redis_failure(cfg.redis, ec).message;
         co_return ec;
       }
       auto result = queue::parse_requeued(out[0].get());
@@ -218,7 +220,12 @@ int requeue(const config& cfg, const dlq_options& opt) {
       std::vector<dead_letter> letters;
       bool more = true;
       while (more) {
-        if (auto ec = co_await read_page(conn, keys, id, cursor, opt.reason, letters, more, error)) co_return ec;
+        auto read = co_await read_page(conn, keys, id, cursor, opt.reason, letters);
+        if (!read) {
+          error = read.error().message;
+          co_return read.error().code;
+        }
+        more = *read;
         if (letters.empty()) continue;
         batch.clear();
         for (const auto& d : letters) batch.push_back(d.id);
@@ -232,7 +239,7 @@ int requeue(const config& cfg, const dlq_options& opt) {
       req.clear();
       req.command("ZADD", keys.registry(), priority, id);
       if (auto ec = co_await conn.async_exec(req, replies)) {
-        error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+        error = queue::redis_failure(cfg.redis, ec).message;
         co_return ec;
       }
     }

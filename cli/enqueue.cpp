@@ -186,12 +186,11 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
 
   // Pass 2: write.
   queue::keys keys(cfg.key_prefix);
-  std::string error;
-  auto ec = run_sync([&]() -> asio::awaitable<std::error_code> {
+  auto written = run_sync([&]() -> asio::awaitable<support::result<void>> {
     auto ex = co_await asio::this_coro::executor;
     queue::connection conn(ex, cfg.redis);
     queue::campaign_writer writer(conn, keys, def);
-    if (auto ec = co_await writer.async_create(error)) co_return ec;
+    if (auto created = co_await writer.async_create(); !created) co_return created;
     auto reader = recipients_reader::open(opt.recipients_file);
     recipient_record rec;
     std::optional<line_problem> problem;
@@ -199,12 +198,12 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
       if (problem || bad_lines.count(rec.line)) continue;
       writer.add(rec.to, rec.member, rec.data_json);
       if (writer.should_flush())
-        if (auto ec = co_await writer.async_flush(error)) co_return ec;
+        if (auto flushed = co_await writer.async_flush(); !flushed) co_return flushed;
     }
-    co_return co_await writer.async_seal(error);
+    co_return co_await writer.async_seal();
   }());
-  if (ec) {
-    std::cerr << "error: " << error << "\n";
+  if (!written) {
+    std::cerr << "error: " << written.error().message << "\n";
     return exit_runtime;
   }
   std::cout << fmt::format("enqueued campaign {}: {} recipients{}\n", def.id, good,

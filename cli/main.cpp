@@ -19,12 +19,7 @@ void add_common(CLI::App* cmd, common_options& o) {
 
 config resolve_config(const common_options& o) {
   auto cfg = o.config_file.empty() ? default_config() : load_config(o.config_file);
-  if (!o.redis_url.empty()) {
-    std::string error;
-    auto parsed = queue::parse_redis_url(o.redis_url, error);
-    if (!parsed) throw config_error("--redis: " + error);
-    cfg.redis = *parsed;
-  }
+  if (!o.redis_url.empty()) set_redis_url(cfg, o.redis_url, "--redis");
   if (!o.key_prefix.empty()) cfg.key_prefix = o.key_prefix;
   return cfg;
 }

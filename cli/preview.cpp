@@ -49,10 +49,12 @@ std::optional<render_failure> render_one(campaign_renderer& r, queue::channel ki
 }
 
 std::unique_ptr<campaign_renderer> compile_or_report(const queue::campaign_definition& def, const config& cfg) {
-  std::string error;
-  auto r = campaign_renderer::compile(def, cfg, error);
-  if (!r) std::cerr << "error: " << error << "\n";
-  return r;
+  auto r = campaign_renderer::compile(def, cfg);
+  if (!r) {
+    std::cerr << "error: " << r.error().message << "\n";
+    return nullptr;
+  }
+  return std::move(*r);
 }
 
 }  // namespace

@@ -80,12 +80,12 @@ int send_command(const config& cfg, const send_options& opt) {
   } else {
     def.templates["sms"] = opt.text;
   }
-  std::string error;
-  auto renderer = campaign_renderer::compile(def, cfg, error);
-  if (!renderer) {
-    std::cerr << "error: " << error << "\n";
+  auto compiled = campaign_renderer::compile(def, cfg);
+  if (!compiled) {
+    std::cerr << "error: " << compiled.error().message << "\n";
     return exit_usage;
   }
+  auto& renderer = *compiled;
   templates::sms::message text;
   if (auto failure = renderer->render_sms(d.envelope_to, opt.member, opt.data, text)) {
     std::cerr << "error: " << failure->reason << "\n";

@@ -52,14 +52,15 @@ int status_command(const config& cfg, const status_options& opt) {
     queue::connection conn(ex, cfg.redis);
     std::vector<std::string> ids;
     if (auto ec = co_await queue::async_list_campaigns(conn, keys, false, ids, opt.campaign)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
       co_return ec;
     }
     for (const auto& id : ids) {
-      auto s = co_await queue::async_read_status(conn, keys, id, error);
+      auto s = co_await queue::async_read_status(conn, keys, id);
       if (!s) {
-        if (error.find("does not exist") != std::string::npos && opt.campaign) missing = true;
-        co_return std::make_error_code(std::errc::io_error);
+        error = s.error().message;
+        missing = s.error().code == queue::campaign_missing && opt.campaign;
+        co_return s.error().code;
       }
       rows.push_back(std::move(*s));
     }

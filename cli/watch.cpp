@@ -131,7 +131,7 @@ asio::awaitable<int> watch_loop(const config& cfg, const watch_options& opt, boo
     std::string error;
     std::vector<std::string> ids;
     if (auto ec = co_await queue::async_list_campaigns(conn, keys, true, ids, opt.campaign)) {
-      error = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+      error = queue::redis_failure(cfg.redis, ec).message;
     }
     // Campaigns that left the registry are read once more, for their final counts.
     if (error.empty())
@@ -143,14 +143,13 @@ asio::awaitable<int> watch_loop(const config& cfg, const watch_options& opt, boo
         }
     const auto now = clock::now();
     for (const auto& id : ids) {
-      std::string read_error;
-      auto s = co_await queue::async_read_status(conn, keys, id, read_error);
+      auto s = co_await queue::async_read_status(conn, keys, id);
       if (!s) {
-        if (first && opt.campaign && read_error.find("does not exist") != std::string::npos) {
-          std::cerr << "error: " << read_error << "\n";
+        if (first && opt.campaign && s.error().code == queue::campaign_missing) {
+          std::cerr << "error: " << s.error().message << "\n";
           co_return exit_usage;
         }
-        error = read_error;
+        error = s.error().message;
         continue;
       }
       auto& t = shown[id];

@@ -437,11 +437,15 @@ std::string read_secret_file(const std::string& path) {
 }
 
 void set_redis_url(config& cfg, const std::string& url, const std::string& where) {
-  std::string error;
-  auto parsed = queue::parse_redis_url(url, error);
-  if (!parsed) throw config_error(fmt::format("{}: {}", where, error));
+  auto parsed = queue::parse_redis_url(url);
+  if (!parsed) throw config_error(fmt::format("{}: {}", where, parsed.error().message));
+  // The URL names the server; timeouts and back-off stay as configured, and a password given
+  // apart (redis.password_file, BUDSTIKKE_REDIS_PASSWORD) stays when the URL has none.
   parsed->connect_timeout = cfg.redis.connect_timeout;
   parsed->command_timeout = cfg.redis.command_timeout;
+  parsed->backoff_min = cfg.redis.backoff_min;
+  parsed->backoff_max = cfg.redis.backoff_max;
+  if (parsed->password.empty()) parsed->password = cfg.redis.password;
   cfg.redis = *parsed;
 }
 

@@ -56,8 +56,8 @@ class data_context {
 
 }  // namespace
 
-std::unique_ptr<campaign_renderer> campaign_renderer::compile(const queue::campaign_definition& def, const config& cfg,
-                                                              std::string& error) {
+support::result<std::unique_ptr<campaign_renderer>> campaign_renderer::compile(const queue::campaign_definition& def,
+                                                                               const config& cfg) {
   std::unique_ptr<campaign_renderer> r(new campaign_renderer());
   r->campaign_id_ = def.id;
   r->from_name_ = def.from_name;
@@ -66,45 +66,38 @@ std::unique_ptr<campaign_renderer> campaign_renderer::compile(const queue::campa
   r->max_sms_segments_ = def.sms_max_segments ? static_cast<std::size_t>(*def.sms_max_segments) : cfg.sms.max_segments;
 
   templates::partial_sources partials(def.partials.begin(), def.partials.end());
+  support::failure template_error;
   auto compile_one = [&](std::string_view name, std::optional<templates::compiled_template>& slot) {
     auto it = def.templates.find(name);
     if (it == def.templates.end()) return true;
     auto compiled = templates::compiled_template::compile(it->second, partials, name);
     if (!compiled) {
-      error = fmt::format("campaign {}: {}", def.id, compiled.error().to_string());
+      template_error = support::fail(fmt::format("campaign {}: {}", def.id, compiled.error().to_string()));
       return false;
     }
     slot.emplace(std::move(*compiled));
     return true;
   };
   if (def.kind == queue::channel::sms) {
-    if (!compile_one("sms", r->sms_)) return nullptr;
-    if (!r->sms_) {
-      error = fmt::format("campaign {}: an SMS campaign needs template:sms", def.id);
-      return nullptr;
-    }
+    if (!compile_one("sms", r->sms_)) return template_error;
+    if (!r->sms_)
+      return support::fail(fmt::format("campaign {}: an SMS campaign needs template:sms", def.id));
     return r;
   }
 
   if (!compile_one("subject", r->subject_) || !compile_one("text", r->text_) || !compile_one("html", r->html_))
-    return nullptr;
-  if (!r->text_ && !r->html_) {
-    error = fmt::format("campaign {}: an e-mail campaign needs template:text or template:html", def.id);
-    return nullptr;
-  }
+    return template_error;
+  if (!r->text_ && !r->html_)
+    return support::fail(
+        fmt::format("campaign {}: an e-mail campaign needs template:text or template:html", def.id));
   bool from_utf8 = false;
-  if (def.from_address.empty()) {
-    error = fmt::format("campaign {}: field 'from' is empty", def.id);
-    return nullptr;
-  }
-  if (auto problem = templates::prepare_email_address(def.from_address, r->from_address_, from_utf8)) {
-    error = fmt::format("campaign {}: field 'from': {}", def.id, *problem);
-    return nullptr;
-  }
-  if (from_utf8) {
-    error = fmt::format("campaign {}: field 'from' has a non-ASCII local part; a sender must be ASCII", def.id);
-    return nullptr;
-  }
+  if (def.from_address.empty())
+    return support::fail(fmt::format("campaign {}: field 'from' is empty", def.id));
+  if (auto problem = templates::prepare_email_address(def.from_address, r->from_address_, from_utf8))
+    return support::fail(fmt::format("campaign {}: field 'from': {}", def.id, *problem));
+  if (from_utf8)
+    return support::fail(
+        fmt::format("campaign {}: field 'from' has a non-ASCII local part; a sender must be ASCII", def.id));
   r->message_id_domain_ = cfg.email.message_id_domain;
   if (r->message_id_domain_.empty()) r->message_id_domain_ = r->from_address_.substr(r->from_address_.rfind('@') + 1);
   // Message-IDs must stay unique even if a campaign id is reused after its keys were deleted.

@@ -10,6 +10,7 @@
 #include "adapters/delivery.hpp"
 #include "config/config.hpp"
 #include "queue/schema.hpp"
+#include "support/result.hpp"
 #include "templates/mustache.hpp"
 #include "templates/sms.hpp"
 
@@ -27,8 +28,8 @@ class campaign_renderer {
   // Compiles the campaign's templates (with its partials); the error names the template, line
   // and column. From `cfg`: email.message_id_domain (overrides the sender's domain in
   // Message-IDs), the List-Unsubscribe settings, sms.normalise and sms.max_segments.
-  static std::unique_ptr<campaign_renderer> compile(const queue::campaign_definition& def, const config& cfg,
-                                                    std::string& error);
+  static support::result<std::unique_ptr<campaign_renderer>> compile(const queue::campaign_definition& def,
+                                                                      const config& cfg);
 
   // Fills `d` for one recipient: the message, the envelope (an IDN domain in its xn-- form) and
   // needs_smtputf8 (a non-ASCII local part). `data_json` is the entry's template variables; `to`,

@@ -851,11 +851,10 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
     c->def.id = id;
     c->stream_key = keys_.recipients(id);
     c->inflight_key = keys_.inflight(id);
-    std::string error;
-    auto def = queue::parse_campaign(hash, id, error);
+    auto def = queue::parse_campaign(hash, id);
     if (!def) {
       c->mode = serve_mode::fail_all;
-      c->unusable_reason = "campaign definition unusable: " + error;
+      c->unusable_reason = "campaign definition unusable: " + def.error().message;
     } else {
       c->def = std::move(*def);
       c->active = c->def.state == "active";
@@ -865,10 +864,11 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
           log::warn("no adapter for the campaign's channel in this engine; not served",
                     {{"campaign", id}, {"channel", queue::to_string(c->def.kind)}});
       } else {
-        c->renderer = campaign_renderer::compile(c->def, cfg_, error);
-        if (!c->renderer) {
+        if (auto renderer = campaign_renderer::compile(c->def, cfg_)) {
+          c->renderer = std::move(*renderer);
+        } else {
           c->mode = serve_mode::fail_all;
-          c->unusable_reason = "campaign templates unusable: " + error;
+          c->unusable_reason = "campaign templates unusable: " + renderer.error().message;
         }
       }
     }

@@ -40,7 +40,7 @@ asio::awaitable<withdrawal_result> apply_withdrawal(queue::connection& conn, con
   queue::append_withdraw_consent(req, keys, w.member, field, queue::format_consent(false, support::now_rfc3339(), w.source));
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
-    result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+    result.detail = queue::redis_failure(cfg.redis, ec).message;
   } else if (queue::is_error(replies[0].get())) {
     result.detail = std::string(queue::as_string(replies[0].get()));
   } else {
@@ -73,7 +73,7 @@ asio::awaitable<withdrawal_result> apply_unsubscribe_token(queue::connection& co
   req.command("HGET", keys.campaign(fields->campaign), "category");
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies)) {
-    result.detail = fmt::format("Redis at {}: {}", queue::describe(cfg.redis), ec.message());
+    result.detail = queue::redis_failure(cfg.redis, ec).message;
     co_return result;
   }
   if (queue::is_error(replies[0].get())) {

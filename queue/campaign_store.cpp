@@ -11,9 +11,11 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string reply_error(const redisReply* r, std::string_view what) {
-  return fmt::format("{}: Redis answered '{}'", what, as_string(r));
+support::failure reply_failure(const redisReply* r, std::string_view what) {
+  return support::fail(fmt::format("{}: Redis answered '{}'", what, as_string(r)),
+                       std::make_error_code(std::errc::io_error));
 }
+
 
 }  // namespace
 
@@ -21,23 +23,19 @@ campaign_writer::campaign_writer(connection& conn, keys k, campaign_definition d
     : conn_(conn), keys_(std::move(k)), def_(std::move(def)), batch_(batch),
       stream_key_(keys_.recipients(def_.id)) {}
 
-asio::awaitable<std::error_code> campaign_writer::async_create(std::string& error) {
-  if (!valid_campaign_id(def_.id)) {
-    error = fmt::format("campaign id '{}' is not valid: use 1-{} of A-Z a-z 0-9 . _ -", def_.id, max_id_length);
-    co_return std::make_error_code(std::errc::invalid_argument);
-  }
+asio::awaitable<support::result<void>> campaign_writer::async_create() {
+  if (!valid_campaign_id(def_.id))
+    co_return support::fail(
+        fmt::format("campaign id '{}' is not valid: use 1-{} of A-Z a-z 0-9 . _ -", def_.id, max_id_length));
   auto campaign_key = keys_.campaign(def_.id);
   request req;
   // HSETNX on `id` claims the campaign: a second enqueue with the same id is refused, never merged.
   req.command("HSETNX", campaign_key, "id", def_.id);
-  if (auto ec = co_await conn_.async_exec(req, replies_)) {
-    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
-    co_return ec;
-  }
+  if (auto ec = co_await conn_.async_exec(req, replies_)) co_return redis_failure(conn_.config(), ec);
   if (as_integer(replies_[0].get()).value_or(0) != 1) {
-    error = is_error(replies_[0].get()) ? reply_error(replies_[0].get(), "creating the campaign")
-                                        : fmt::format("campaign '{}' already exists", def_.id);
-    co_return std::make_error_code(std::errc::file_exists);
+    if (is_error(replies_[0].get())) co_return reply_failure(replies_[0].get(), "creating the campaign");
+    co_return support::fail(fmt::format("campaign '{}' already exists", def_.id),
+                            std::make_error_code(std::errc::file_exists));
   }
   req.clear();
   auto fields = def_.to_fields();
@@ -49,17 +47,7 @@ asio::awaitable<std::error_code> campaign_writer::async_create(std::string& erro
                   std::chrono::system_clock::now().time_since_epoch())
                   .count(),
               def_.id);
-  if (auto ec = co_await conn_.async_exec(req, replies_)) {
-    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
-    co_return ec;
-  }
-  for (auto& r : replies_) {
-    if (is_error(r.get())) {
-      error = reply_error(r.get(), "creating the campaign");
-      co_return std::make_error_code(std::errc::io_error);
-    }
-  }
-  co_return std::error_code{};
+  co_return co_await exec_checked(req, "creating the campaign");
 }
 
 void campaign_writer::add(std::string_view to, std::string_view member, std::string_view data_json) {
@@ -67,43 +55,30 @@ void campaign_writer::add(std::string_view to, std::string_view member, std::str
   ++added_;
 }
 
-asio::awaitable<std::error_code> campaign_writer::async_flush(std::string& error) {
-  if (pending_.empty()) co_return std::error_code{};
-  auto ec = co_await conn_.async_exec(pending_, replies_);
+asio::awaitable<support::result<void>> campaign_writer::async_flush() {
+  if (pending_.empty()) co_return support::result<void>{};
+  auto done = co_await exec_checked(pending_, "adding recipients");
   pending_.clear();
-  if (ec) {
-    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
-    co_return ec;
-  }
-  for (auto& r : replies_) {
-    if (is_error(r.get())) {
-      error = reply_error(r.get(), "adding recipients");
-      co_return std::make_error_code(std::errc::io_error);
-    }
-  }
-  co_return std::error_code{};
+  co_return done;
 }
 
-asio::awaitable<std::error_code> campaign_writer::async_seal(std::string& error) {
-  if (auto ec = co_await async_flush(error)) co_return ec;
+asio::awaitable<support::result<void>> campaign_writer::async_seal() {
+  if (auto flushed = co_await async_flush(); !flushed) co_return flushed;
   request req;
   req.command("HSET", keys_.campaign(def_.id), "total", added_);
   req.command("ZADD", keys_.registry(), def_.priority, def_.id);
-  if (auto ec = co_await conn_.async_exec(req, replies_)) {
-    error = fmt::format("Redis at {}: {}", describe(conn_.config()), ec.message());
-    co_return ec;
-  }
-  for (auto& r : replies_) {
-    if (is_error(r.get())) {
-      error = reply_error(r.get(), "sealing the campaign");
-      co_return std::make_error_code(std::errc::io_error);
-    }
-  }
-  co_return std::error_code{};
+  co_return co_await exec_checked(req, "sealing the campaign");
 }
 
-asio::awaitable<std::optional<campaign_status>> async_read_status(connection& conn, const keys& k,
-                                                                  std::string_view id, std::string& error) {
+asio::awaitable<support::result<void>> campaign_writer::exec_checked(const request& req, std::string_view what) {
+  if (auto ec = co_await conn_.async_exec(req, replies_)) co_return redis_failure(conn_.config(), ec);
+  for (auto& r : replies_)
+    if (is_error(r.get())) co_return reply_failure(r.get(), what);
+  co_return support::result<void>{};
+}
+
+asio::awaitable<support::result<campaign_status>> async_read_status(connection& conn, const keys& k,
+                                                                     std::string_view id) {
   request req;
   req.command("HMGET", k.campaign(id), "state", "channel", "category", "tenant", "priority", "total",
               "created_at", "finished_at", "id");
@@ -112,15 +87,10 @@ asio::awaitable<std::optional<campaign_status>> async_read_status(connection& co
   req.command("XLEN", k.recipients(id));
   req.command("XLEN", k.dead(id));
   std::vector<reply_ptr> replies;
-  if (auto ec = co_await conn.async_exec(req, replies)) {
-    error = fmt::format("Redis at {}: {}", describe(conn.config()), ec.message());
-    co_return std::nullopt;
-  }
+  if (auto ec = co_await conn.async_exec(req, replies)) co_return redis_failure(conn.config(), ec);
   const redisReply* meta = replies[0].get();
-  if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 9 || is_nil(meta->element[8])) {
-    error = fmt::format("campaign '{}' does not exist", id);
-    co_return std::nullopt;
-  }
+  if (meta->type != REDIS_REPLY_ARRAY || meta->elements != 9 || is_nil(meta->element[8]))
+    co_return support::fail(fmt::format("campaign '{}' does not exist", id), campaign_missing);
   campaign_status s;
   s.id = std::string(id);
   s.state = std::string(as_string(meta->element[0]));

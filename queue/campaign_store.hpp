@@ -18,6 +18,7 @@
 #include "queue/consumer.hpp"
 #include "queue/redis.hpp"
 #include "queue/schema.hpp"
+#include "support/result.hpp"
 
 namespace budstikke::queue {
 
@@ -26,18 +27,21 @@ class campaign_writer {
  public:
   campaign_writer(connection& conn, keys k, campaign_definition def, std::size_t batch = 1000);
 
-  // Claims the id (refused if a campaign with that id exists), writes the definition and creates
-  // the stream with its consumer group. `error` says what went wrong.
-  boost::asio::awaitable<std::error_code> async_create(std::string& error);
+  // Claims the id (refused with std::errc::file_exists if a campaign with that id exists), writes
+  // the definition and creates the stream with its consumer group.
+  boost::asio::awaitable<support::result<void>> async_create();
   // Buffers one recipient; the caller flushes when `should_flush()`.
   void add(std::string_view to, std::string_view member, std::string_view data_json);
   bool should_flush() const { return pending_.commands() >= batch_; }
-  boost::asio::awaitable<std::error_code> async_flush(std::string& error);
+  boost::asio::awaitable<support::result<void>> async_flush();
   // Flushes, sets `total` and registers the campaign with the engine.
-  boost::asio::awaitable<std::error_code> async_seal(std::string& error);
+  boost::asio::awaitable<support::result<void>> async_seal();
   std::int64_t added() const { return added_; }
 
  private:
+  // Runs `req`; a failure of the connection or any error reply, named with `what`.
+  boost::asio::awaitable<support::result<void>> exec_checked(const request& req, std::string_view what);
+
   connection& conn_;
   keys keys_;
   campaign_definition def_;
@@ -74,10 +78,12 @@ struct campaign_status {
   std::int64_t waiting_retry() const { return state == "cancelled" ? 0 : retrying; }
 };
 
-// Reads one campaign's status; nullopt (with `error`) when it does not exist.
-boost::asio::awaitable<std::optional<campaign_status>> async_read_status(connection& conn, const keys& k,
-                                                                         std::string_view id,
-                                                                         std::string& error);
+// The failure code of a campaign that does not exist.
+inline const std::error_code campaign_missing = std::make_error_code(std::errc::no_such_file_or_directory);
+
+// Reads one campaign's status; fails with campaign_missing when it does not exist.
+boost::asio::awaitable<support::result<campaign_status>> async_read_status(connection& conn, const keys& k,
+                                                                           std::string_view id);
 // Ids of every campaign (newest last), or of the registry of active ones; just `only` when given
 // (without asking Redis).
 boost::asio::awaitable<std::error_code> async_list_campaigns(connection& conn, const keys& k, bool active_only,

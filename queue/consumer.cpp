@@ -179,12 +179,12 @@ std::optional<std::vector<std::string>> parse_ids(const redisReply* r) {
 
 void append_campaign(request& req, const keys& k, std::string_view id) { req.command("HGETALL", k.campaign(id)); }
 
-std::optional<campaign_definition> parse_campaign(const redisReply* r, std::string_view id, std::string& error) {
+support::result<campaign_definition> parse_campaign(const redisReply* r, std::string_view id) {
   std::vector<std::pair<std::string_view, std::string_view>> fields;
   if (r != nullptr && r->type == REDIS_REPLY_ARRAY)
     for (std::size_t i = 0; i + 1 < r->elements; i += 2)
       fields.emplace_back(as_string(r->element[i]), as_string(r->element[i + 1]));
-  return campaign_definition::from_fields(id, fields, error);
+  return campaign_definition::from_fields(id, fields);
 }
 
 void append_campaign_state(request& req, const keys& k, std::string_view id) {

@@ -106,7 +106,7 @@ void append_registry(request& req, const keys& k);
 std::optional<std::vector<std::string>> parse_ids(const redisReply* r);
 // HGETALL campaign hash: the definition, or why it is unusable.
 void append_campaign(request& req, const keys& k, std::string_view id);
-std::optional<campaign_definition> parse_campaign(const redisReply* r, std::string_view id, std::string& error);
+support::result<campaign_definition> parse_campaign(const redisReply* r, std::string_view id);
 // HGET campaign hash state
 void append_campaign_state(request& req, const keys& k, std::string_view id);
 std::string parse_state(const redisReply* r);

@@ -41,12 +41,11 @@ std::error_code make_error_code(redis_errc e) {
   return {static_cast<int>(e), category};
 }
 
-std::optional<redis_config> parse_redis_url(std::string_view url, std::string& error) {
+support::result<redis_config> parse_redis_url(std::string_view url) {
   redis_config cfg;
   constexpr std::string_view scheme = "redis://";
   if (url.substr(0, scheme.size()) != scheme) {
-    error = fmt::format("Redis URL '{}' must start with redis://", url);
-    return std::nullopt;
+    return support::fail(fmt::format("Redis URL '{}' must start with redis://", url));
   }
   url.remove_prefix(scheme.size());
   if (auto at = url.rfind('@'); at != std::string_view::npos) {
@@ -60,8 +59,7 @@ std::optional<redis_config> parse_redis_url(std::string_view url, std::string& e
     if (!db.empty()) {
       auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), cfg.database);
       if (ec != std::errc() || p != db.data() + db.size() || cfg.database < 0) {
-        error = fmt::format("Redis URL: database '{}' is not a number", db);
-        return std::nullopt;
+        return support::fail(fmt::format("Redis URL: database '{}' is not a number", db));
       }
     }
     url = url.substr(0, slash);
@@ -71,15 +69,13 @@ std::optional<redis_config> parse_redis_url(std::string_view url, std::string& e
     unsigned value = 0;
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
     if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535) {
-      error = fmt::format("Redis URL: port '{}' is not a port number", port);
-      return std::nullopt;
+      return support::fail(fmt::format("Redis URL: port '{}' is not a port number", port));
     }
     cfg.port = static_cast<std::uint16_t>(value);
     url = url.substr(0, colon);
   }
   if (url.empty()) {
-    error = "Redis URL has no host";
-    return std::nullopt;
+    return support::fail("Redis URL has no host");
   }
   cfg.host = std::string(url);
   return cfg;
@@ -87,6 +83,10 @@ std::optional<redis_config> parse_redis_url(std::string_view url, std::string& e
 
 std::string describe(const redis_config& cfg) {
   return fmt::format("{}:{}/{}", cfg.host, cfg.port, cfg.database);
+}
+
+support::failure redis_failure(const redis_config& cfg, std::error_code ec) {
+  return support::failure{ec, fmt::format("Redis at {}: {}", describe(cfg), ec.message())};
 }
 
 connection::connection(asio::any_io_executor ex, redis_config cfg)

@@ -18,6 +18,7 @@
 
 #include "queue/resp.hpp"
 #include "support/pending_handlers.hpp"
+#include "support/result.hpp"
 
 namespace budstikke::queue {
 
@@ -32,9 +33,12 @@ struct redis_config {
   std::chrono::milliseconds backoff_max{5000};
 };
 
-// redis://[[user]:password@]host[:port][/db]; an error message on failure.
-std::optional<redis_config> parse_redis_url(std::string_view url, std::string& error);
+// redis://[[user]:password@]host[:port][/db]; the failure says which part is wrong.
+support::result<redis_config> parse_redis_url(std::string_view url);
 std::string describe(const redis_config& cfg);  // host:port/db, no password
+// A failure of the connection to `cfg`'s server, as the CLI and the logs say it:
+// "Redis at host:port/db: what went wrong".
+support::failure redis_failure(const redis_config& cfg, std::error_code ec);
 
 enum class redis_errc {
   protocol_error = 1,  // the server sent something that is not RESP

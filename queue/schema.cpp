@@ -54,9 +54,8 @@ std::vector<std::pair<std::string, std::string>> campaign_definition::to_fields(
   return f;
 }
 
-std::optional<campaign_definition> campaign_definition::from_fields(
-    std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
-    std::string& error) {
+support::result<campaign_definition> campaign_definition::from_fields(
+    std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields) {
   campaign_definition c;
   c.id = std::string(id);
   bool have_channel = false;
@@ -64,8 +63,7 @@ std::optional<campaign_definition> campaign_definition::from_fields(
     if (name == "channel") {
       auto ch = parse_channel(value);
       if (!ch) {
-        error = fmt::format("campaign {}: field 'channel' is '{}', expected email or sms", id, value);
-        return std::nullopt;
+        return support::fail(fmt::format("campaign {}: field 'channel' is '{}', expected email or sms", id, value));
       }
       c.kind = *ch;
       have_channel = true;
@@ -77,9 +75,8 @@ std::optional<campaign_definition> campaign_definition::from_fields(
       int p = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), p);
       if (ec != std::errc() || ptr != value.data() + value.size() || p < min_priority || p > max_priority) {
-        error = fmt::format("campaign {}: field 'priority' is '{}', expected {}..{}", id, value,
-                            min_priority, max_priority);
-        return std::nullopt;
+        return support::fail(fmt::format("campaign {}: field 'priority' is '{}', expected {}..{}", id, value,
+                            min_priority, max_priority));
       }
       c.priority = p;
     } else if (name == "from") {
@@ -94,16 +91,14 @@ std::optional<campaign_definition> campaign_definition::from_fields(
       std::int64_t t = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), t);
       if (ec != std::errc() || ptr != value.data() + value.size() || t < 0) {
-        error = fmt::format("campaign {}: field 'total' is '{}', expected a count", id, value);
-        return std::nullopt;
+        return support::fail(fmt::format("campaign {}: field 'total' is '{}', expected a count", id, value));
       }
       c.total = t;
     } else if (name == "sms_max_segments") {
       int n = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (ec != std::errc() || ptr != value.data() + value.size() || n < 1 || n > 255) {
-        error = fmt::format("campaign {}: field 'sms_max_segments' is '{}', expected 1..255", id, value);
-        return std::nullopt;
+        return support::fail(fmt::format("campaign {}: field 'sms_max_segments' is '{}', expected 1..255", id, value));
       }
       c.sms_max_segments = n;
     } else if (name.substr(0, template_field_prefix.size()) == template_field_prefix) {
@@ -113,8 +108,7 @@ std::optional<campaign_definition> campaign_definition::from_fields(
     }
   }
   if (!have_channel) {
-    error = fmt::format("campaign {}: field 'channel' is missing", id);
-    return std::nullopt;
+    return support::fail(fmt::format("campaign {}: field 'channel' is missing", id));
   }
   return c;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "queue/script.hpp"
+#include "support/result.hpp"
 
 namespace budstikke::queue {
 
@@ -95,9 +96,8 @@ struct campaign_definition {
   // Flat HSET field/value pairs, as documented.
   std::vector<std::pair<std::string, std::string>> to_fields() const;
   // From HGETALL's field/value pairs; an error names the field and what is wrong with it.
-  static std::optional<campaign_definition> from_fields(
-      std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
-      std::string& error);
+  static support::result<campaign_definition> from_fields(
+      std::string_view id, const std::vector<std::pair<std::string_view, std::string_view>>& fields);
 };
 
 inline constexpr std::string_view template_field_prefix = "template:";

@@ -48,12 +48,12 @@ config bench_config() {
 }
 
 void newsletter_render_and_mime(benchmark::State& state) {
-  std::string error;
-  auto r = engine::campaign_renderer::compile(newsletter(), bench_config(), error);
-  if (!r) {
-    state.SkipWithError(error.c_str());
+  auto compiled = engine::campaign_renderer::compile(newsletter(), bench_config());
+  if (!compiled) {
+    state.SkipWithError(compiled.error().message.c_str());
     return;
   }
+  const auto& r = *compiled;
   const std::string data =
       R"({"name":"Åse Ødegård","branch":"Tromsø","dues_paid":false,"items":["Lønn","Pensjon","Arbeidstid"]})";
   adapters::delivery d;
@@ -75,12 +75,12 @@ void sms_two_segments_render_and_analyse(benchmark::State& state) {
                     "Hei {{name}}! Tariffoppgjøret i {{branch}} er klart: lønnstillegget er {{raise}} fra 1. mai, "
                     "og pensjonen er sikret. Stem over resultatet på Min side innen {{date}}. «Svar JA» – eller "
                     "les mer på forbundet.example/tariff. Hilsen {{branch}}\n"}};
-  std::string error;
-  auto r = engine::campaign_renderer::compile(def, config{}, error);
-  if (!r) {
-    state.SkipWithError(error.c_str());
+  auto compiled = engine::campaign_renderer::compile(def, config{});
+  if (!compiled) {
+    state.SkipWithError(compiled.error().message.c_str());
     return;
   }
+  const auto& r = *compiled;
   const std::string data = R"({"name":"Åse","branch":"Avdeling Tromsø","raise":"4,2 %","date":"12. mai"})";
   templates::sms::message m;
   for (auto _ : state) {

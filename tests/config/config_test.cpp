@@ -43,6 +43,22 @@ TEST_CASE("engine: BUDSTIKKE_REDIS overrides the file") {
   CHECK(cfg.redis.database == 3);
 }
 
+TEST_CASE("engine: a Redis URL from the environment or --redis keeps the file's timeouts and a password given apart") {
+  auto p = write_yaml("redis:\n  url: redis://10.0.0.1:6379/0\n  command_timeout_ms: 1234\n  connect_timeout_ms: 4321\n");
+  ::setenv("BUDSTIKKE_REDIS_PASSWORD", "apart", 1);
+  auto cfg = load_config(p.string());
+  ::unsetenv("BUDSTIKKE_REDIS_PASSWORD");
+  fs::remove(p);
+  set_redis_url(cfg, "redis://127.0.0.1:7001/2", "--redis");
+  CHECK(cfg.redis.port == 7001);
+  CHECK(cfg.redis.command_timeout == std::chrono::milliseconds(1234));
+  CHECK(cfg.redis.connect_timeout == std::chrono::milliseconds(4321));
+  CHECK(cfg.redis.password == "apart");
+  set_redis_url(cfg, "redis://:inurl@127.0.0.1:7001/2", "--redis");
+  CHECK(cfg.redis.password == "inurl");
+  CHECK_THROWS_AS(set_redis_url(cfg, "redis://h:0", "--redis"), config_error);
+}
+
 TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a file, never the YAML") {
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");

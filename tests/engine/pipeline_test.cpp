@@ -49,9 +49,7 @@ std::unique_ptr<campaign> make_campaign(const config& cfg, std::string id, queue
   } else {
     c->def.templates = {{"sms", "Hei {{name}}"}};
   }
-  std::string error;
-  c->renderer = campaign_renderer::compile(c->def, cfg, error);
-  REQUIRE(c->renderer);
+  c->renderer = campaign_renderer::compile(c->def, cfg).value();
   c->policy = &cfg.policy(c->def.category);
   c->stream_key = "s:" + c->def.id;
   c->inflight_key = "i:" + c->def.id;

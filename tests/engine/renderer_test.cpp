@@ -35,11 +35,10 @@ queue::campaign_definition newsletter(std::string category = "newsletter") {
 }
 
 std::unique_ptr<campaign_renderer> compile(const queue::campaign_definition& def, const config& cfg) {
-  std::string error;
-  auto r = campaign_renderer::compile(def, cfg, error);
-  INFO(error);
+  auto r = campaign_renderer::compile(def, cfg);
+  INFO((r ? std::string() : r.error().message));
   REQUIRE(r);
-  return r;
+  return std::move(*r);
 }
 
 // The parts of a multipart/alternative message: content type -> decoded body.

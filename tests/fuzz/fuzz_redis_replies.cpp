@@ -23,8 +23,7 @@ void every_parser(const redisReply* r, std::size_t n) {
   (void)parse_consumers(r);
   (void)parse_alive(r);
   (void)parse_ids(r);
-  std::string error;
-  (void)parse_campaign(r, "c1", error);
+  (void)parse_campaign(r, "c1");
   (void)parse_state(r);
   if (auto rec = parse_record_result(r, n); rec && rec->counted.size() != n) __builtin_trap();
   (void)parse_moved_retries(r);

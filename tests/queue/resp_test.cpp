@@ -68,25 +68,28 @@ TEST_CASE("queue: a stream that is not RESP is a protocol error") {
 }
 
 TEST_CASE("queue: Redis URLs") {
-  std::string error;
-  auto c = parse_redis_url("redis://:s3cret@redis.internal:6380/2", error);
-  REQUIRE(c);
+  auto c = parse_redis_url("redis://:s3cret@redis.internal:6380/2");
+  REQUIRE(c.has_value());
   CHECK(c->host == "redis.internal");
   CHECK(c->port == 6380);
   CHECK(c->database == 2);
   CHECK(c->password == "s3cret");
   CHECK(describe(*c) == "redis.internal:6380/2");
 
-  auto d = parse_redis_url("redis://127.0.0.1", error);
-  REQUIRE(d);
+  auto d = parse_redis_url("redis://127.0.0.1");
+  REQUIRE(d.has_value());
   CHECK(d->port == 6379);
   CHECK(d->database == 0);
 
-  CHECK_FALSE(parse_redis_url("http://x", error));
-  CHECK(error.find("redis://") != std::string::npos);
-  CHECK_FALSE(parse_redis_url("redis://h:99999", error));
-  CHECK(error.find("99999") != std::string::npos);
-  CHECK_FALSE(parse_redis_url("redis://h/x", error));
+  auto scheme = parse_redis_url("http://x");
+  REQUIRE_FALSE(scheme.has_value());
+  CHECK(scheme.error().message.find("redis://") != std::string::npos);
+  auto port = parse_redis_url("redis://h:99999");
+  REQUIRE_FALSE(port.has_value());
+  CHECK(port.error().message.find("99999") != std::string::npos);
+  auto db = parse_redis_url("redis://h/x");
+  REQUIRE_FALSE(db.has_value());
+  CHECK(db.error().message.find("'x'") != std::string::npos);
 }
 
 TEST_CASE("queue: XREADGROUP replies are walked entry by entry, malformed entries flagged") {

@@ -73,15 +73,15 @@ TEST_CASE("typed replies: the registry, a campaign's hash and state") {
   REQUIRE(ids);
   CHECK(*ids == std::vector<std::string>{"a", "b"});
   CHECK_FALSE(parse_ids(parse_one(wrong_type).get()));
-  std::string error;
   auto def = parse_campaign(parse_one("*6\r\n" + bulk("channel") + bulk("sms") + bulk("priority") + bulk("9") +
-                                      bulk("state") + bulk("paused")).get(), "c1", error);
-  REQUIRE(def);
+                                      bulk("state") + bulk("paused")).get(), "c1");
+  REQUIRE(def.has_value());
   CHECK(def->kind == channel::sms);
   CHECK(def->priority == 9);
   CHECK(def->state == "paused");
-  CHECK_FALSE(parse_campaign(parse_one("*2\r\n" + bulk("priority") + bulk("eleven")).get(), "c1", error));
-  CHECK(error.find("priority") != std::string::npos);
+  auto bad = parse_campaign(parse_one("*2\r\n" + bulk("priority") + bulk("eleven")).get(), "c1");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message.find("priority") != std::string::npos);
   CHECK(parse_state(parse_one(bulk("active")).get()) == "active");
 }
 
