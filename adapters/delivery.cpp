@@ -8,6 +8,7 @@ const char* to_string(outcome o) noexcept {
     case outcome::transient: return "transient";
     case outcome::permanent: return "permanent";
     case outcome::ambiguous: return "ambiguous";
+    case outcome::unsent: return "unsent";
   }
   return "unknown";
 }

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace budstikke::adapters {
 
@@ -17,7 +19,13 @@ enum class outcome : std::uint8_t {
   transient,  // not sent; may be tried again (4xx, connection failure before the final dot)
   permanent,  // not sent and never will be with this data (5xx)
   ambiguous,  // may have been sent: the final dot went out but no reply came back (RFC 1047)
+  // Not sent, and nothing was learnt about the message: the path failed (the relay or gateway
+  // could not be reached, refused TLS or AUTH, said 421, dropped the connection before the final
+  // dot). Not an attempt: the message waits until the path is expected back (retry_after).
+  unsent,
 };
+
+inline constexpr std::size_t outcome_count = 5;  // the values of `outcome`
 
 const char* to_string(outcome o) noexcept;
 
@@ -41,9 +49,24 @@ struct delivery {
   std::uint32_t slot = 0;     // the engine's slot index; adapters do not interpret it
 };
 
+// A path (one relay, the SMS gateway) changed state. While a path is suspended nothing is sent
+// through it; it is probed with capped exponential backoff and resumes by itself.
+struct path_event {
+  std::string_view kind;    // "smtp" or "sms"
+  std::string_view name;    // the path, e.g. "smtp relay 127.0.0.1:2525"
+  bool usable = true;       // this path
+  bool any_usable = true;   // some path of the same kind (another relay) is usable
+  std::string_view reason;  // why it is suspended (a connect failure, a certificate, AUTH, 421)
+  std::chrono::steady_clock::time_point since{};  // when suspended: since when
+  std::chrono::milliseconds next_probe{0};  // when suspended: the next probe, from now
+};
+
 class delivery_listener {
  public:
   virtual void on_delivered(delivery& d) = 0;
+  // Called on the listener's executor when the path changes (suspended, probed, up again; a new
+  // reason or next probe), never from inside push().
+  virtual void on_path_state(const path_event&) {}
 
  protected:
   ~delivery_listener() = default;

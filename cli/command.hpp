@@ -18,6 +18,7 @@ namespace budstikke::cli {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_runtime = 1;
 inline constexpr int exit_usage = 2;
+inline constexpr int exit_gave_up_waiting = 3;  // run --until-idle --max-wait
 
 // The chosen subcommand, run by main once the command line is parsed; returns the exit code.
 // It may throw config_error (exit 2) or another exception (exit 1): main says what, in one line.

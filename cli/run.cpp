@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <thread>
 #include <unistd.h>
 
@@ -95,7 +96,13 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
     report["relay_roundtrip_s"] = metrics::quantiles_json(m.relay_roundtrip());
     std::ofstream(report_file) << support::json_line(report);
   }
-  return failed ? 1 : 0;
+  if (failed) return 1;
+  if (totals.gave_up_waiting) {
+    std::cerr << "budstikke run: gave up waiting for a suspended relay or gateway (--max-wait); its campaigns' "
+                 "work is still pending (see `budstikke status`)\n";
+    return exit_gave_up_waiting;
+  }
+  return 0;
 }
 
 void add_run(CLI::App& app, action& chosen) {
@@ -104,17 +111,26 @@ void add_run(CLI::App& app, action& chosen) {
     bool until_idle = false;
     int workers = -1;
     std::string report;
+    double max_wait = 0;
   };
   auto o = std::make_shared<options>();
   auto* cmd = app.add_subcommand("run", "Run the engine: pull campaigns from Redis and send them");
   add_common(cmd, o->common);
   cmd->add_flag("--until-idle", o->until_idle, "Exit 0 once no campaign has pending work");
+  cmd->add_option("--max-wait", o->max_wait,
+                  "With --until-idle: stop waiting after SECONDS when only a suspended relay or gateway keeps work "
+                  "pending (exit 3); default: wait until it is back")
+      ->check(CLI::Range(0.1, 31536000.0));
   cmd->add_option("--report", o->report, "At exit, write counts, msg/s and latency quantiles to FILE as JSON");
   cmd->add_option("--workers", o->workers, "Shards (threads); default engine.workers, 0 = one per core")->check(CLI::Range(0, 256));
   cmd->callback([&chosen, o] {
     chosen = [o] {
       auto cfg = resolve_config(o->common);
       if (o->workers >= 0) cfg.engine.workers = static_cast<std::size_t>(o->workers);
+      if (o->max_wait > 0) {
+        if (!o->until_idle) throw config_error("--max-wait goes with --until-idle");
+        cfg.engine.max_path_wait = std::chrono::milliseconds(static_cast<long long>(o->max_wait * 1000));
+      }
       return run_engine(cfg, o->until_idle, o->report);
     };
   });

@@ -76,6 +76,9 @@ struct engine_config {
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
   // The admin HTTP port (/metrics, /healthz, /readyz): host:port; empty disables it.
   std::string admin_listen = "127.0.0.1:9464";
+  // `run --until-idle --max-wait`: stop waiting for a suspended relay or gateway after this long
+  // (exit 3, the work left pending); 0 = wait until it is back. Not a file key.
+  std::chrono::milliseconds max_path_wait{0};
   // Shares of reading between tenants sending at the same time (default 1 each).
   std::map<std::string, int, std::less<>> tenant_weights;
 };

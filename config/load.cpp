@@ -312,6 +312,11 @@ void log_smtp_event(adapters::smtp::log_level l, std::string_view event, std::st
   log::write(level, event, {{"relay", relay}, {"reason", detail}});
 }
 
+void log_gateway_event(std::string_view event, std::string_view gateway, std::string_view detail) {
+  if (detail.empty()) log::info(event, {{"gateway", gateway}});
+  else log::warn(event, {{"gateway", gateway}, {"reason", detail}});
+}
+
 // After the environment is applied: the relays inherit every top-level smtp key (and the shared
 // password); a relay's own password_file wins.
 void finish_smtp(const std::string& path, const std::optional<YAML::Node>& relays_node, config& cfg) {
@@ -568,6 +573,7 @@ config load_config(const std::string& path) {
   if (!smtp_password_file.empty()) cfg.smtp.password = read_secret_file(smtp_password_file);
   if (!sms_password_file.empty()) cfg.sms.gateway->password = read_secret_file(sms_password_file);
   if (!sms_token_file.empty()) cfg.sms.gateway->bearer_token = read_secret_file(sms_token_file);
+  if (cfg.sms.gateway) cfg.sms.gateway->log = log_gateway_event;
   apply_environment(cfg);
   finish_smtp(path, smtp_relays, cfg);
   check_unsubscribe(cfg, path);

@@ -41,6 +41,9 @@ struct campaign {
   bool quiet = false;       // in quiet hours: not read, and what it holds goes back unsent
   sys_ms quiet_change = sys_ms::min();  // when `quiet` is to be evaluated again
   int tenant_bucket = -1;   // its tenant's rate limit, if one is configured
+  // Every path of its channel (each relay, the gateway) is suspended: not read until a probe
+  // succeeds; what it holds goes to the adapter and comes back unsent, not charged.
+  bool path_down = false;
   bool in_registry = true;
 
   // Crash recovery: consumers whose pending entries this shard takes over, its own first:
@@ -65,7 +68,9 @@ struct campaign {
   bool served() const { return mode != serve_mode::not_served && active && !quiet; }
   bool recovering() const { return !recover.empty() || !own_recovered || recover_after_drain; }
   // Readable now without waiting: served, its backlog taken up, and not found empty last time.
-  bool readable() const { return served() && !recovering() && !exhausted; }
+  bool readable() const { return served() && !path_down && !recovering() && !exhausted; }
+  // Its stream may be read (new entries, its backlog, a take-over) once slots are free.
+  bool takes_reads() const { return served() && !path_down; }
 };
 
 }  // namespace budstikke::engine

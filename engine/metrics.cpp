@@ -39,7 +39,8 @@ std::vector<double> fine_bounds() { return exponential_bounds(1e-4, 1.05, 360); 
 
 constexpr channel all_channels[] = {channel::email, channel::sms};
 constexpr adapters::outcome all_results[] = {adapters::outcome::accepted, adapters::outcome::transient,
-                                             adapters::outcome::permanent, adapters::outcome::ambiguous};
+                                             adapters::outcome::permanent, adapters::outcome::ambiguous,
+                                             adapters::outcome::unsent};
 constexpr const char* limiter_names[] = {"global", "adapter", "domain", "tenant"};
 
 // Label values: backslash, double quote and line feed escaped (the text format's rules).
@@ -213,6 +214,20 @@ bool registry::ready() const {
   return true;
 }
 
+void registry::path_state(std::size_t shard, std::string_view kind, std::string_view name, bool usable) {
+  std::lock_guard lock(mutex_);
+  auto key = fmt::format("{} {}", kind, name);
+  auto it = paths_.find(key);
+  if (it == paths_.end()) it = paths_.emplace(key, path_entry{std::string(kind), std::string(name), {}, 0}).first;
+  auto& p = it->second;
+  if (usable) {
+    p.down_in.erase(shard);
+  } else {
+    if (p.down_in.empty()) ++p.suspensions;
+    p.down_in.insert(shard);
+  }
+}
+
 void registry::adapter_result(queue::channel ch, adapters::outcome o) noexcept {
   results_[static_cast<std::size_t>(ch)][static_cast<std::size_t>(o)].fetch_add(1, std::memory_order_relaxed);
 }
@@ -264,7 +279,8 @@ std::string registry::render_prometheus(std::chrono::steady_clock::time_point no
   }
 
   header(out, "budstikke_adapter_results_total", "counter",
-         "Answers from relays and gateways: accepted, transient (retried), permanent, ambiguous");
+         "Answers from relays and gateways: accepted, transient (retried), permanent, ambiguous, unsent (the path "
+         "failed: handed back, not an attempt)");
   for (auto ch : all_channels)
     for (auto r : all_results)
       out += fmt::format("budstikke_adapter_results_total{{channel=\"{}\",adapter=\"{}\",result=\"{}\"}} {}\n",
@@ -280,6 +296,18 @@ std::string registry::render_prometheus(std::chrono::steady_clock::time_point no
   header(out, "budstikke_shard_ready", "gauge", "1 when the shard has reached Redis and is pulling");
   for (std::size_t i = 0; i < shards; ++i)
     out += fmt::format("budstikke_shard_ready{{shard=\"{}\"}} {}\n", i, shards_[i].ready.load(std::memory_order_relaxed) ? 1 : 0);
+
+  {
+    std::lock_guard lock(mutex_);
+    header(out, "budstikke_path_up", "gauge",
+           "1 while a relay or the SMS gateway is usable, 0 while it is suspended (probed with backoff)");
+    for (const auto& [key, p] : paths_)
+      out += fmt::format("budstikke_path_up{{kind=\"{}\",path=\"{}\"}} {}\n", p.kind, p.name, p.down_in.empty() ? 1 : 0);
+    header(out, "budstikke_path_suspensions_total", "counter", "Times a relay or the SMS gateway was suspended");
+    for (const auto& [key, p] : paths_)
+      out += fmt::format("budstikke_path_suspensions_total{{kind=\"{}\",path=\"{}\"}} {}\n", p.kind, p.name,
+                         p.suspensions);
+  }
 
   const std::int64_t retry_size = retry_set_size_.load(std::memory_order_relaxed);
   header(out, "budstikke_retry_set_size", "gauge", "Messages waiting for a retry after a temporary failure");

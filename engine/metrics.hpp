@@ -30,7 +30,7 @@ namespace budstikke::engine::metrics {
 
 inline constexpr std::size_t channel_count = 2;   // queue::channel
 inline constexpr std::size_t state_count = 4;     // queue::final_state
-inline constexpr std::size_t result_count = 4;    // adapters::outcome
+inline constexpr std::size_t result_count = adapters::outcome_count;
 inline constexpr std::size_t max_shards = 256;    // engine.workers' bound
 
 // The adapter that serves a channel, as the `adapter` label names it.
@@ -127,6 +127,9 @@ class registry {
   void observe_rate_limiter_wait(limiter l, double seconds) noexcept;
   // The retry sets' total size (ZCARD), as one shard of the process last saw it.
   void set_retry_set_size(std::int64_t n) noexcept { retry_set_size_.store(n, std::memory_order_relaxed); }
+  // A shard's view of a path (a relay, the SMS gateway) changed. The process sees a path down
+  // while any shard has it suspended; a suspension is counted when the first shard says so.
+  void path_state(std::size_t shard, std::string_view kind, std::string_view name, bool usable);
 
   // The whole exposition, Prometheus text format 0.0.4. Also drops campaign series past retention.
   std::string render_prometheus(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
@@ -158,6 +161,12 @@ class registry {
   std::vector<histogram> limiter_wait_;                      // per limiter
   histogram accepted_fine_, roundtrip_fine_;
   std::atomic<std::int64_t> retry_set_size_{0};
+  struct path_entry {
+    std::string kind, name;
+    std::set<std::size_t> down_in;  // shards that have it suspended
+    std::uint64_t suspensions = 0;
+  };
+  std::map<std::string, path_entry, std::less<>> paths_;  // key: kind + ' ' + name; mutex_
   std::chrono::system_clock::time_point started_;
 };
 

@@ -280,11 +280,15 @@ void pipeline::answered(const adapters::delivery& d, std::uint64_t random, stead
       finish(idx, record_kind::final, final_state::ambiguous, d.reply);
       return;
     case adapters::outcome::transient:
+    case adapters::outcome::unsent:
       break;
   }
   // The retry waits in Redis (the campaign's retry set), not in this slot: the slot is free once
-  // the retry is recorded, and a restart does not lose it.
-  auto plan = plan_retry(s.attempts, s.paused_retries, d.retry_after, opt_.max_attempts, opt_.retry_backoff, random);
+  // the retry is recorded, and a restart does not lose it. An unsent message (the path failed)
+  // is not an attempt: like an answer that only asked for a pause, it waits until the path's
+  // next probe, at least min_unsent_wait.
+  const auto pause = d.result == adapters::outcome::unsent ? std::max(d.retry_after, min_unsent_wait) : d.retry_after;
+  auto plan = plan_retry(s.attempts, s.paused_retries, pause, opt_.max_attempts, opt_.retry_backoff, random);
   s.attempts = plan.attempts;
   s.paused_retries = plan.paused;
   if (plan.give_up) {

@@ -7,8 +7,11 @@
 
 namespace budstikke::engine {
 
-// Answers that only asked for a pause (Retry-After) are not attempts, up to this many per message.
+// Answers that only asked for a pause (Retry-After), and messages handed back unsent because the
+// path failed, are not attempts, up to this many per message.
 inline constexpr std::uint32_t max_paused_retries = 100;
+// An unsent message waits at least this long (the path's next probe, when later).
+inline constexpr std::chrono::milliseconds min_unsent_wait{1000};
 
 struct retry_plan {
   bool give_up = false;                // attempts exhausted: record `failed`

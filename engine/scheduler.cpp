@@ -75,7 +75,7 @@ read_plan scheduler::next(std::size_t free_slots) {
   }
   // Nothing to read without waiting: block on every campaign's stream for new entries.
   for (auto& [id, c] : campaigns_)
-    if (c->served() && !c->recovering()) plan.streams.push_back(c);
+    if (c->takes_reads() && !c->recovering()) plan.streams.push_back(c);
   if (plan.streams.empty() || free_for_all < plan.streams.size()) {
     plan.streams.clear();
     plan.what = read_plan::kind::idle;
@@ -89,7 +89,7 @@ read_plan scheduler::next(std::size_t free_slots) {
 std::shared_ptr<campaign> scheduler::pick_recovery() {
   for (auto& [id, cp] : campaigns_) {
     campaign& c = *cp;
-    if (!c.served()) continue;
+    if (!c.takes_reads()) continue;
     if (c.recover_after_drain && c.held == 0) {
       c.recover_after_drain = false;
       c.own_recovered = false;

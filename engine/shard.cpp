@@ -29,6 +29,7 @@
 #include "queue/campaign_store.hpp"
 #include "queue/consent.hpp"
 #include "queue/consumer.hpp"
+#include "queue/paths.hpp"
 #include "queue/rate_limit.hpp"
 #include "support/backoff.hpp"
 #include "support/log.hpp"
@@ -187,6 +188,9 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
       // A clean stop: nothing of ours is pending any more, so nobody needs to wait for our key to expire.
       request bye;
       bye.command("DEL", keys_.consumer_alive(consumer_));
+      std::vector<queue::path_report> reports;
+      for (const auto& [key, r] : path_reports_) reports.push_back(r);
+      queue::append_forget_path_reports(bye, keys_, reports);
       std::vector<reply_ptr> replies;
       co_await control_conn_.async_exec(bye, replies);
     }
@@ -371,7 +375,15 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   // True when no campaign has work left: nothing held here, no backlog to take over, and no
   // entry pending with any consumer (another shard, or a dead one whose entries await reclaiming).
   asio::awaitable<bool> idle() {
+    const campaign* blocked = nullptr;  // served, and waiting for its suspended relay or gateway
+    for (auto& [id, c] : scheduler_.campaigns())
+      if (c->path_down && c->served()) blocked = c.get();
+    if (!blocked) path_wait_since_ = {};
     if (!registry_loaded_ || pipeline_.held() > 0) co_return false;
+    if (blocked) {
+      waiting_for_path(*blocked);
+      co_return false;
+    }
     request req;
     for (auto& [id, c] : scheduler_.campaigns()) {
       if (c->quiet && c->active) co_return false;  // its recipients wait for the end of quiet hours
@@ -397,6 +409,28 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
     cell_.ready.store(false, std::memory_order_relaxed);
     log::warn("Redis read failed; retrying", {{"shard", index_}, {"error", ec.message()}});
     co_await backoff_wait();
+  }
+
+  // run --until-idle waits while a suspended path has work: it says why once a minute, and
+  // with --max-wait (engine.max_path_wait) gives up after that long: the shard stops as on
+  // SIGTERM, the work stays pending, and `run` exits 3.
+  void waiting_for_path(const campaign& c) {
+    const auto now = clock_.now();
+    if (path_wait_since_ == steady_time{}) path_wait_since_ = now;
+    const auto& why = path_reason_[static_cast<std::size_t>(c.def.kind)];
+    if (cfg_.engine.max_path_wait.count() > 0 && now - path_wait_since_ >= cfg_.engine.max_path_wait) {
+      if (!stopping_) {
+        log::error("gave up waiting for a suspended relay or gateway (--max-wait); the work stays pending",
+                   {{"shard", index_}, {"campaign", c.def.id}, {"path", why}});
+        totals_.gave_up_waiting = true;
+        request_stop();
+      }
+      return;
+    }
+    if (index_ != 0 || (path_waiting_logged_ != steady_time{} && now - path_waiting_logged_ < std::chrono::minutes(1)))
+      return;
+    path_waiting_logged_ = now;
+    log::warn("waiting: the campaign's relay or gateway is suspended", {{"campaign", c.def.id}, {"path", why}});
   }
 
   void read_refused(campaign& c, std::string_view reply) {
@@ -523,6 +557,52 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   void on_delivered(adapters::delivery& d) override {
     pipeline_.answered(d, jitter_(), clock_.now());
     after_pipeline_change();
+  }
+
+  // A relay or the gateway was suspended or is usable again. While no path of a channel is
+  // usable, its campaigns are not read (what is held comes back unsent); `run --until-idle`
+  // keeps waiting for them.
+  void on_path_state(const adapters::path_event& e) override {
+    metrics::global().path_state(index_, e.kind, e.name, e.usable);
+    note_path_report(e);
+    const auto ch = e.kind == "sms" ? queue::channel::sms : queue::channel::email;
+    auto& down = path_down_[static_cast<std::size_t>(ch)];
+    if (!e.usable) path_reason_[static_cast<std::size_t>(ch)] = fmt::format("{}: {}", e.name, e.reason);
+    if (down == !e.any_usable) return;
+    down = !e.any_usable;
+    for (auto& [id, c] : scheduler_.campaigns())
+      if (c->def.kind == ch) c->path_down = down;
+    if (down) path_waiting_logged_ = {};
+    pull_wake_.notify();
+  }
+
+  // What `status` shows of the path: written to Redis by the housekeeping loop, taken away
+  // when the shard stops cleanly.
+  void note_path_report(const adapters::path_event& e) {
+    const auto wall = clock_.wall_ms();
+    const auto steady = clock_.now();
+    auto& r = path_reports_[fmt::format("{}\t{}", e.kind, e.name)];
+    r.kind = e.kind;
+    r.path = e.name;
+    r.consumer = consumer_;
+    r.usable = e.usable;
+    r.reason = e.usable ? std::string_view{} : e.reason;
+    r.since_ms = e.usable ? 0 : wall - std::chrono::duration_cast<std::chrono::milliseconds>(steady - e.since).count();
+    r.next_probe_ms = e.usable ? 0 : wall + e.next_probe.count();
+    r.at_ms = wall;
+    path_reports_dirty_ = true;
+    housekeeping_wake_.notify();
+  }
+
+  asio::awaitable<void> write_path_reports() {
+    path_reports_dirty_ = false;
+    request req;
+    for (const auto& [key, r] : path_reports_) queue::append_path_report(req, keys_, r);
+    std::vector<reply_ptr> replies;
+    if (auto ec = co_await control_conn_.async_exec(req, replies)) {
+      path_reports_dirty_ = true;  // the next round tries again
+      log::warn("cannot write the paths' state", {{"shard", index_}, {"error", ec.message()}});
+    }
   }
 
   // ---- recording ----
@@ -683,6 +763,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
       if (loops_stop_) break;
       now = clock_.now();
       if (now >= quiet_deadline()) update_quiet();
+      if (path_reports_dirty_) co_await write_path_reports();
       if (now >= next_heartbeat) {
         co_await heartbeat();
         next_heartbeat = now + cfg_.engine.heartbeat_interval;
@@ -873,6 +954,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
       }
     }
     c->policy = &cfg_.policy(c->def.category);
+    c->path_down = path_down_[static_cast<std::size_t>(c->def.kind)];
     if (c->mode == serve_mode::fail_all && index_ == 0)
       log::error("campaign cannot be sent; each recipient is recorded failed",
                  {{"campaign", id}, {"error", c->unusable_reason}});
@@ -940,6 +1022,12 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   sys_ms quiet_next_ = sys_ms::max();  // the next quiet-hours change of any campaign
   event pull_wake_, record_wake_, housekeeping_wake_, mark_wake_, limit_wake_, drained_, stop_requested_, loops_done_;
   steady_time last_scan_{};
+  std::array<bool, metrics::channel_count> path_down_{};         // by channel: no path usable
+  std::array<std::string, metrics::channel_count> path_reason_;  // the last suspension's path and reason
+  steady_time path_waiting_logged_{};
+  steady_time path_wait_since_{};  // until_idle: since when only a suspended path keeps us busy
+  std::map<std::string, queue::path_report, std::less<>> path_reports_;  // by kind and path
+  bool path_reports_dirty_ = false;
   std::size_t loops_running_ = 0;
   std::size_t free_seen_ = 0;
   bool stopping_ = false;

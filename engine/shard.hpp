@@ -21,6 +21,8 @@ struct engine_totals {
   std::atomic<std::uint64_t> sent{0}, failed{0}, skipped{0}, ambiguous{0}, handed_back{0};
   std::atomic<std::uint64_t> retries{0};  // transient failures put in a retry set
   std::atomic<std::uint64_t> campaigns_finished{0};
+  // A shard stopped waiting for a suspended path after engine.max_path_wait (run --max-wait).
+  std::atomic<bool> gave_up_waiting{false};
 };
 
 class shard {

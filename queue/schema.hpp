@@ -52,6 +52,10 @@ class keys {
   // since the epoch; queue/rate_limit.hpp). One hash tag for every bucket, so that a script
   // taking from several buckets at once stays in one Redis Cluster slot.
   std::string rate_bucket(std::string_view name) const { return prefix_ + "{rate}:" + std::string(name); }
+  // HASH: field "<consumer>\t<kind>\t<path>" -> JSON {kind, path, consumer, state (up or
+  // suspended), since_ms, next_probe_ms, reason, at_ms}: each shard's view of each relay and of
+  // the SMS gateway (queue/paths.hpp). A stopped shard's fields go with it.
+  std::string paths() const { return prefix_ + "paths"; }
   const std::string& prefix() const { return prefix_; }
 
  private:

@@ -2,14 +2,20 @@
 // generic JSON REST gateway. docs/config.md's `sms.gateway` section is the reference for every field.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "adapters/path.hpp"
+#include "support/backoff.hpp"
 
 namespace budstikke::adapters::sms_http {
 
@@ -75,6 +81,20 @@ struct gateway_config {
   std::string ca_file;  // PEM bundle; empty: the system's store
 
   std::shared_ptr<gateway_backoff> backoff = std::make_shared<gateway_backoff>();
+
+  // A gateway that cannot be reached (no connection, 502, 504, a 503 without Retry-After) is
+  // suspended for every shard (the health is shared like the pause) and probed: one request at
+  // a time, spaced by a capped exponential backoff with equal jitter between these bounds.
+  std::chrono::milliseconds probe_backoff_min{500}, probe_backoff_max{10000};
+  std::shared_ptr<path_health> health = std::make_shared<path_health>();
+  support::backoff probes() const {
+    const auto first = std::max(std::chrono::milliseconds(1), probe_backoff_min);
+    return {.initial = first, .cap = std::max(first, probe_backoff_max), .spread = support::jitter::equal, .floor = first};
+  }
+
+  // The gateway was suspended or is usable again (one call per change, by the shard that saw it).
+  // `detail` never carries a number or a credential. Empty: not said.
+  std::function<void(std::string_view event, std::string_view gateway, std::string_view detail)> log;
 };
 
 }  // namespace budstikke::adapters::sms_http

@@ -1,5 +1,6 @@
 #include "adapters/sms_http/messenger.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <deque>
@@ -10,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
 
 #include "adapters/sms_http/curl_multi.hpp"
 #include "adapters/sms_http/protocol.hpp"
@@ -36,6 +38,7 @@ struct transfer {
   int attempts = 0;  // requests curl issued for this message
   long status = 0;   // from the status line, as the headers arrive
   bool held = false;  // not sent: the gateway was paused when curl was about to send it
+  bool probe = false;  // a request with no message: is the suspended gateway reachable again?
   const gateway_config* cfg = nullptr;
 
   ~transfer() {
@@ -56,7 +59,7 @@ struct transfer {
   // connection the instant that connection delivered a 429, before we have seen the 429's result.
   static int on_before_request(void* userp, char*, char*, int, int) {
     auto* t = static_cast<transfer*>(userp);
-    if (t->attempts == 0 && gateway_backoff::clock::now() < t->cfg->backoff->paused_until()) {
+    if (!t->probe && t->attempts == 0 && gateway_backoff::clock::now() < t->cfg->backoff->paused_until()) {
       t->held = true;
       return CURL_PREREQFUNC_ABORT;
     }
@@ -98,8 +101,15 @@ struct transfer {
 class gateway final : public sms_messenger, transfer_listener {
  public:
   gateway(asio::any_io_executor ex, const gateway_config& cfg, delivery_listener& listener)
-      : ex_(ex), cfg_(cfg), listener_(listener), multi_(ex, *this, std::max<std::size_t>(1, cfg.concurrency)),
-        resume_(ex), all_reported_(ex), handlers_(ex) {
+      : ex_(ex),
+        cfg_(cfg),
+        listener_(listener),
+        multi_(ex, *this, std::max<std::size_t>(1, cfg.concurrency)),
+        health_(cfg.health ? cfg.health : std::make_shared<path_health>()),
+        resume_(ex),
+        watch_(ex),
+        all_reported_(ex),
+        handlers_(ex) {
     all_reported_.expires_at(asio::steady_timer::time_point::max());
     const std::size_t n = std::max<std::size_t>(1, cfg.concurrency);
     transfers_.reserve(n);
@@ -127,6 +137,7 @@ class gateway final : public sms_messenger, transfer_listener {
   void close() override {
     closing_ = true;
     resume_.cancel();
+    watch_.cancel();
     schedule_pump();
   }
 
@@ -134,8 +145,9 @@ class gateway final : public sms_messenger, transfer_listener {
   // and no posted pump or resume wait still queued (the owner may destroy us the moment this ends).
   asio::awaitable<void> async_wait_closed() override {
     while (outstanding_ > 0) co_await all_reported_.async_wait(asio::as_tuple(asio::use_awaitable));
-    multi_.shutdown();  // closes the keep-alive connections; curl_multi's own handlers keep its state alive
+    multi_.shutdown();  // closes the keep-alive connections and drops a probe still running
     resume_.cancel();
+    watch_.cancel();
     co_await handlers_.async_wait_none();
   }
 
@@ -175,6 +187,12 @@ class gateway final : public sms_messenger, transfer_listener {
   }
 
   void pump() {
+    if (!health_->usable()) {
+      // Suspended (by any shard): nothing goes out but the probe; what waits goes back unsent.
+      hand_back_unsent();
+      sync_path();
+      return;
+    }
     const auto now = gateway_backoff::clock::now();
     const auto until = cfg_.backoff->paused_until();
     if (now < until) {
@@ -220,6 +238,7 @@ class gateway final : public sms_messenger, transfer_listener {
     t.attempts = 0;
     t.status = 0;
     t.held = false;
+    t.probe = false;
     CURL* e = t.easy;
     curl_easy_setopt(e, CURLOPT_URL, t.request.url.c_str());
     switch (t.request.method) {
@@ -245,6 +264,10 @@ class gateway final : public sms_messenger, transfer_listener {
   void on_transfer_done(CURL* easy, CURLcode code) override {
     transfer* t = nullptr;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+    if (t->probe) {
+      probe_done(*t, easy, code);
+      return;
+    }
     delivery& d = *t->d;
     t->d = nullptr;
     if (t->held) {
@@ -281,10 +304,133 @@ class gateway final : public sms_messenger, transfer_listener {
       case outcome::transient: ++stats_.transient; break;
       case outcome::permanent: ++stats_.permanent; break;
       case outcome::ambiguous: ++stats_.ambiguous; break;
+      case outcome::unsent: ++stats_.unsent; break;
     }
     idle_.push_back(t);
+    // Any answer of the gateway's own says it is there; no answer, or one from a proxy that
+    // cannot reach it, suspends it for every shard.
+    if (d.result == outcome::unsent) {
+      d.retry_after = std::max(d.retry_after, path_failed(d.reply));
+    } else if (health_->succeeded()) {
+      log_path_change("sms gateway usable again", {});
+    }
     report(d);
+    sync_path();
     pump();
+  }
+
+  // ---- the path: suspended while the gateway cannot be reached, probed with backoff ----
+
+  // Returns the wait until the next probe.
+  std::chrono::milliseconds path_failed(std::string_view reason) {
+    const auto now = path_health::clock::now();
+    if (health_->failed(reason, now, next_random(), cfg_.probes())) log_path_change("sms gateway suspended", reason);
+    return until(health_->snapshot().next_probe, now);
+  }
+
+  static std::chrono::milliseconds until(path_health::clock::time_point t, path_health::clock::time_point now) {
+    return std::chrono::ceil<std::chrono::milliseconds>(std::max(path_health::clock::duration::zero(), t - now));
+  }
+
+  // What waits goes back unsent, to be retried after the next probe.
+  void hand_back_unsent() {
+    if (waiting_.empty()) return;
+    const auto view = health_->snapshot();
+    const auto wait = until(view.next_probe, path_health::clock::now());
+    while (!waiting_.empty()) {
+      delivery* d = waiting_.front();
+      waiting_.pop_front();
+      ++stats_.unsent;
+      d->result = outcome::unsent;
+      d->reply = "local: the gateway is suspended: " + view.reason;
+      d->retry_after = wait;
+      report(*d);
+    }
+  }
+
+  // Tells the listener of a change of the shared state, and watches the path while it is not usable.
+  void sync_path() {
+    const auto view = health_->snapshot();
+    if (view.generation != reported_generation_) {
+      reported_generation_ = view.generation;
+      listener_.on_path_state({.kind = "sms",
+                               .name = path_name_,
+                               .usable = view.usable(),
+                               .any_usable = view.usable(),
+                               .reason = view.reason,
+                               .since = view.since,
+                               .next_probe = view.usable() ? std::chrono::milliseconds(0)
+                                                           : until(view.next_probe, path_health::clock::now())});
+    }
+    if (!view.usable()) watch_path(view.next_probe);
+  }
+
+  // Wakes at the next probe (or within watch_interval, to learn of another shard's probe) and
+  // takes the probe when it is ours to take.
+  void watch_path(path_health::clock::time_point next_probe) {
+    if (watching_ || closing_) return;
+    watching_ = true;
+    const auto now = path_health::clock::now();
+    watch_.expires_at(std::clamp(next_probe, now, now + watch_interval));
+    watch_.async_wait(handlers_.wrap([this](boost::system::error_code ec) {
+      watching_ = false;
+      if (ec || closing_) return;
+      if (!idle_.empty() && health_->take_probe(path_health::clock::now(), cfg_.connect_timeout + cfg_.request_timeout))
+        start_probe();
+      sync_path();
+      if (health_->usable()) pump();
+    }));
+  }
+
+  // A GET of the gateway's URL with no message and no credentials: any HTTP answer but 502, 503
+  // or 504 says the gateway is there. It cannot send anything.
+  void start_probe() {
+    transfer& t = *idle_.back();
+    idle_.pop_back();
+    t.d = nullptr;
+    t.probe = true;
+    t.held = false;
+    t.body.clear();
+    t.retry_after.clear();
+    t.error[0] = '\0';
+    t.attempts = 0;
+    t.status = 0;
+    CURL* e = t.easy;
+    curl_easy_setopt(e, CURLOPT_URL, probe_url_.c_str());
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (t.headers != nullptr) curl_slist_free_all(t.headers);
+    t.headers = nullptr;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+    ++stats_.probes;
+    multi_.add(e);
+  }
+
+  void probe_done(transfer& t, CURL* easy, CURLcode code) {
+    t.probe = false;
+    idle_.push_back(&t);
+    long status = 0;
+    if (code == CURLE_OK) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    if (code == CURLE_OK && !is_gateway_unavailable(status) && status != 503) {
+      if (health_->succeeded()) log_path_change("sms gateway usable again", {});
+    } else {
+      std::string reason = code == CURLE_OK ? fmt::format("the gateway answered {}", status)
+                                            : fmt::format("cannot reach the gateway: {}",
+                                                          t.error[0] != '\0' ? t.error : curl_easy_strerror(code));
+      path_failed(reason);
+    }
+    sync_path();
+    pump();
+  }
+
+  void log_path_change(std::string_view event, std::string_view detail) {
+    if (cfg_.log) cfg_.log(event, path_name_, detail);
+  }
+
+  std::uint64_t next_random() noexcept {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return rng_;
   }
 
   static transport_failure failure_of(CURLcode code, bool request_sent) {
@@ -323,7 +469,15 @@ class gateway final : public sms_messenger, transfer_listener {
   std::size_t outstanding_ = 0;
   bool pump_posted_ = false;
   bool closing_ = false;
+  std::shared_ptr<path_health> health_;  // shared by every shard's gateway
+  std::string path_name_ = gateway_name(cfg_);
+  std::string probe_url_ = probe_url(cfg_);
+  std::uint64_t reported_generation_ = 0;  // of the shared path state, as last told to the listener
+  bool watching_ = false;
   asio::steady_timer resume_;  // ends a pause for what waits
+  asio::steady_timer watch_;   // watches the path while it is not usable
+  std::uint64_t rng_ = 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this);
+  static constexpr std::chrono::milliseconds watch_interval{250};
   gateway_backoff::clock::time_point resume_at_{};
   asio::steady_timer all_reported_;
   stats stats_;

@@ -27,6 +27,8 @@ class sms_messenger : public messenger {
   struct stats {
     std::uint64_t requests = 0, accepted = 0, transient = 0, permanent = 0, ambiguous = 0;
     std::uint64_t paused = 0;  // deliveries handed back unsent at close because the gateway was paused
+    std::uint64_t unsent = 0;  // not sent because the gateway could not be reached (not attempts)
+    std::uint64_t probes = 0;  // requests without a message to a suspended gateway
   };
   virtual const stats& statistics() const = 0;
 };

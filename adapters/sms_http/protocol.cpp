@@ -185,6 +185,33 @@ std::optional<std::string> find_json_value(std::string_view body, std::string_vi
   return std::nullopt;
 }
 
+namespace {
+
+// The URL up to its query or fragment.
+std::string_view without_query(std::string_view url) { return url.substr(0, url.find_first_of("?#")); }
+
+}  // namespace
+
+std::string gateway_name(const gateway_config& cfg) {
+  std::string_view url = without_query(cfg.url);
+  std::string name = "sms gateway ";
+  const auto scheme_end = url.find("://");
+  const auto authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const auto path = url.find('/', authority);
+  const auto at = url.substr(0, path).rfind('@');
+  if (at != std::string_view::npos && at >= authority) {
+    name.append(url.substr(0, authority));
+    name.append(url.substr(at + 1));
+  } else {
+    name.append(url);
+  }
+  return name;
+}
+
+std::string probe_url(const gateway_config& cfg) { return std::string(without_query(cfg.url)); }
+
+bool is_gateway_unavailable(long status) noexcept { return status == 502 || status == 504; }
+
 void classify(const gateway_config& cfg, const http_answer& answer, std::chrono::system_clock::time_point now,
               verdict& out) {
   out.reply = std::to_string(answer.status);
@@ -215,6 +242,12 @@ void classify(const gateway_config& cfg, const http_answer& answer, std::chrono:
         out.retry_after = std::min(ms, cfg.max_retry_after);
       }
     }
+    // A 503 that names no time is the gateway being unavailable, not an answer about this message.
+    if (s == 503 && out.retry_after.count() == 0) out.result = outcome::unsent;
+    return;
+  }
+  if (is_gateway_unavailable(s)) {
+    out.result = outcome::unsent;
     return;
   }
   out.result = s >= 500 && s < 600 ? outcome::transient : outcome::permanent;
@@ -225,15 +258,15 @@ void classify(transport_failure f, std::string_view detail, verdict& out) {
   out.retry_after = std::chrono::milliseconds(0);
   switch (f) {
     case transport_failure::connect:
-      out.result = outcome::transient;
+      out.result = outcome::unsent;
       out.reply = "local: cannot reach the gateway: ";
       break;
     case transport_failure::send:
-      out.result = outcome::transient;
+      out.result = outcome::unsent;
       out.reply = "local: the request could not be sent: ";
       break;
     case transport_failure::timeout_unsent:
-      out.result = outcome::transient;
+      out.result = outcome::unsent;
       out.reply = "local: timed out before the request was sent: ";
       break;
     case transport_failure::timeout_after_send:

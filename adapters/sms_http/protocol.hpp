@@ -33,6 +33,11 @@ struct http_request {
   }
 };
 
+// "sms gateway http://host:port/path": the URL without credentials or query, for logs and status.
+std::string gateway_name(const gateway_config& cfg);
+// The URL a probe GETs: the configured one without its query (no credentials, no message).
+std::string probe_url(const gateway_config& cfg);
+
 // Percent-encodes everything but RFC 3986's unreserved characters, appending to `out`.
 void append_form_encoded(std::string& out, std::string_view s);
 
@@ -69,10 +74,16 @@ struct verdict {
 // 2xx accepted (with the provider's id), 429 and 503 transient (Retry-After honoured, capped at
 // cfg.max_retry_after), other 5xx transient, 4xx and anything else permanent. For Kannel a 2xx
 // must say "0: Accepted for delivery" or "3: Queued for later delivery" (else ambiguous).
+// A failure of the gateway itself is unsent (not an attempt; the path is suspended): 502 and 504
+// (a proxy in front of it cannot reach it) and a 503 without Retry-After.
 void classify(const gateway_config& cfg, const http_answer& answer, std::chrono::system_clock::time_point now,
               verdict& out);
 
-// Why no HTTP answer came back.
+// 502 or 504: the gateway behind a proxy cannot be reached.
+bool is_gateway_unavailable(long status) noexcept;
+
+// Why no HTTP answer came back. Nothing sent (connect, send, timeout_unsent) is unsent: the
+// path failed, not the message.
 enum class transport_failure : std::uint8_t {
   connect,             // resolving, connecting or TLS failed: nothing was sent
   send,                // the request could not be written in full: the gateway cannot act on it

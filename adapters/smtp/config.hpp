@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "adapters/path.hpp"
 
 namespace budstikke::adapters::smtp {
 
@@ -46,6 +49,9 @@ struct relay_config {
   bool allow_auth_without_tls = false;
 
   relay_log log;  // empty: plain lines on stderr
+
+  // Each relay's health by name, shared by every shard's pool (and by copies of this config).
+  std::shared_ptr<path_registry> paths = std::make_shared<path_registry>();
 
   // "host:port", for logs.
   std::string name() const { return host + ":" + std::to_string(port); }

@@ -235,8 +235,12 @@ void dialog::on_reply(const reply& r) {
   transaction& t = txns_[e.txn];
   --t.replies_due;
   if (r.code == 421) {
-    // The server is going away: this command failed (transient), the rest is handed back.
-    if (!t.decided) decide(t, r);
+    // The server is going away: a failure of the relay, not of this message (unsent, with the
+    // reply); the rest is handed back.
+    if (!t.decided) {
+      decide(t, r);
+      t.result = outcome::unsent;
+    }
     fail_connection(error::service_closing);
     return;
   }
@@ -610,7 +614,8 @@ void dialog::fail_connection(error e) {
   while (txn_count_ > 0) {
     transaction& t = txns_[txn_head_];
     if (!t.decided) {
-      t.result = t.dot_out ? outcome::ambiguous : outcome::transient;
+      // Before the final dot the message is untouched: the connection failed, not the message.
+      t.result = t.dot_out ? outcome::ambiguous : outcome::unsent;
       std::string& reason = t.d->reply;
       reason.assign("local: ");
       reason.append(smtp_category().message(static_cast<int>(e)));

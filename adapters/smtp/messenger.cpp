@@ -1,5 +1,6 @@
 #include "adapters/smtp/messenger.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <unordered_map>
@@ -19,8 +20,9 @@ namespace asio = boost::asio;
 
 // Several relays, one pool each. Deliveries go to the usable relays by smooth weighted
 // round-robin (nginx's: an even spread, no bursts to one relay). A delivery that one relay hands
-// back for a relay-level reason is pushed to a relay it has not tried yet; only when none is
-// left does the engine see it (transient), so each push still gets exactly one on_delivered.
+// back unsent (the relay failed, not the message) is pushed to a relay it has not tried yet; only
+// when none is left does the engine see it (unsent), so each push still gets exactly one
+// on_delivered. Each relay's change of state is passed on, with whether any relay is usable.
 class relay_set final : public smtp_messenger {
  public:
   relay_set(asio::any_io_executor ex, const smtp_config& cfg, delivery_listener& listener)
@@ -66,7 +68,14 @@ class relay_set final : public smtp_messenger {
     long long current = 0;  // smooth weighted round-robin state
     std::unique_ptr<smtp::pool> relay_pool;
     void on_delivered(delivery& d) override { owner->on_delivered(*this, d); }
+    void on_path_state(const path_event& e) override { owner->on_path_state(e); }
   };
+
+  void on_path_state(path_event e) {
+    e.any_usable = std::any_of(relays_.begin(), relays_.end(),
+                               [](const std::unique_ptr<relay>& r) { return r->relay_pool->available(); });
+    user_.on_path_state(e);
+  }
 
   // The next relay not in `tried` (a bit per relay), among the available ones when asked.
   relay* pick(std::uint32_t tried, bool available_only) {
@@ -81,7 +90,7 @@ class relay_set final : public smtp_messenger {
   }
 
   void on_delivered(relay& from, delivery& d) {
-    if (is_relay_failure(d)) {
+    if (d.result == outcome::unsent) {
       auto it = tried_.find(&d);
       std::uint32_t tried = (it == tried_.end() ? 0u : it->second) | (1u << from.index);
       if (relay* next = pick(tried, true)) {
@@ -107,16 +116,7 @@ class relay_set final : public smtp_messenger {
   asio::steady_timer all_reported_;
 };
 
-bool starts_with(std::string_view s, std::string_view prefix) noexcept {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 }  // namespace
-
-bool is_relay_failure(const delivery& d) noexcept {
-  // The dialog and the pool mark their own verdicts "local:"; a 421 reply is the relay's.
-  return d.result == outcome::transient && (starts_with(d.reply, "local:") || starts_with(d.reply, "421"));
-}
 
 std::unique_ptr<smtp_messenger> make_smtp_messenger(asio::any_io_executor ex, const smtp_config& cfg,
                                                     delivery_listener& listener) {

@@ -26,8 +26,4 @@ class smtp_messenger : public messenger {
 std::unique_ptr<smtp_messenger> make_smtp_messenger(boost::asio::any_io_executor ex, const smtp_config& cfg,
                                                     delivery_listener& listener);
 
-// A transient outcome that says nothing about the message, only about the relay (it could not
-// be reached, refused TLS or AUTH, or said 421): worth trying through another relay at once.
-bool is_relay_failure(const delivery& d) noexcept;
-
 }  // namespace budstikke::adapters::smtp

@@ -23,6 +23,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "adapters/path.hpp"
 #include "adapters/smtp/dialog.hpp"
 #include "adapters/watchdog.hpp"
 #include "support/backoff.hpp"
@@ -113,15 +114,22 @@ struct pool::impl final : delivery_source, delivery_listener {
     std::chrono::milliseconds retry_after{0};  // wait before reconnecting
     bool running = false;
     bool idle = false;
+    bool probe = false;  // this connection attempt is the suspended relay's probe
   };
 
   impl(asio::any_io_executor executor, relay_config config, delivery_listener& user)
-      : ex(std::move(executor)), cfg(std::move(config)), user_listener(user), closed_signal(ex), handlers(ex) {
+      : ex(std::move(executor)),
+        cfg(std::move(config)),
+        user_listener(user),
+        closed_signal(ex),
+        probe_timer(ex),
+        handlers(ex) {
     cfg.connections = std::max<std::size_t>(1, cfg.connections);
     cfg.max_messages_per_connection = std::max<std::size_t>(1, cfg.max_messages_per_connection);
     if (cfg.tls != tls_mode::none) tls_context.emplace(make_tls_context(cfg));
     if (cfg.tls_server_name.empty()) cfg.tls_server_name = cfg.host;
     relay_name = cfg.name();
+    health = cfg.paths ? cfg.paths->at(relay_name) : std::make_shared<path_health>();
     closed_signal.expires_at(clock_type::time_point::max());
     for (std::size_t i = 0; i < cfg.connections; ++i) {
       connections.push_back(std::make_unique<connection>(*this, i));
@@ -142,13 +150,14 @@ struct pool::impl final : delivery_source, delivery_listener {
       case outcome::transient: ++st.transient; break;
       case outcome::permanent: ++st.permanent; break;
       case outcome::ambiguous: ++st.ambiguous; break;
+      case outcome::unsent: ++st.unsent; break;
     }
     user_listener.on_delivered(d);
   }
 
   void push(delivery& d) {
     queue.push(&d);
-    if (closed || (established == 0 && clock_type::now() < relay_down_until)) {
+    if (closed || suspended()) {
       schedule_hand_back();
       return;
     }
@@ -165,6 +174,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   void close() {
     if (closing) return;
     closing = true;
+    probe_timer.cancel();
     idle_connections.clear();
     for (auto& c : connections) {
       c->idle = false;
@@ -180,21 +190,27 @@ struct pool::impl final : delivery_source, delivery_listener {
     }
   }
 
-  // Hands queued deliveries back as transient, later (push never calls on_delivered itself).
+  // Hands queued deliveries back unsent, later (push never calls on_delivered itself).
   void schedule_hand_back() {
     if (hand_back_posted) return;
     hand_back_posted = true;
     asio::post(ex, handlers.wrap([this] {
       hand_back_posted = false;
-      hand_back_queue(down_reason.empty() ? "local: relay unreachable (connect failed recently)" : down_reason);
+      hand_back_queue(closed ? "local: relay closed" : "local: relay suspended: " + health->snapshot().reason);
+      if (!closed) sync_path();
       maybe_closed();
     }));
   }
 
+  // Not sent through this relay, and not charged to the messages: they wait until the next probe.
   void hand_back_queue(std::string_view reason) {
+    const auto next_probe = health->snapshot().next_probe;
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
+        std::max(clock_type::duration::zero(), std::max(next_probe, relay_down_until) - clock_type::now()));
     while (delivery* d = queue.pop()) {
-      d->result = outcome::transient;
+      d->result = outcome::unsent;
       d->reply.assign(reason);
+      d->retry_after = wait;
       on_delivered(*d);
     }
   }
@@ -202,6 +218,8 @@ struct pool::impl final : delivery_source, delivery_listener {
   void spawn() {
     for (auto& c : connections) {
       if (c->running) continue;
+      c->probe = probe_requested;
+      probe_requested = false;
       c->running = true;
       ++live;
       ++connecting;
@@ -223,16 +241,27 @@ struct pool::impl final : delivery_source, delivery_listener {
   // Exponential in the consecutive failures, jittered to [max(min, b/2), b], b <= max.
   std::chrono::milliseconds backoff() noexcept { return reconnect.delay(consecutive_failures, next_random()); }
 
+  // Nothing goes through this relay: the path is suspended (by any shard) and no connection of
+  // ours is up.
+  bool suspended() const { return established == 0 && !health->usable(); }
+
   asio::awaitable<void> run(connection& c) {
     // spawn() counted this connection as connecting; converse() uncounts it once connected.
     for (;;) {
-      if (queue.empty() || closed) {
+      if (probe_requested && !c.probe) {  // spawn() found no connection free: this one probes
+        c.probe = true;
+        probe_requested = false;
+      }
+      // While suspended only the probe connects: one attempt per backoff, not one per connection.
+      if (closed || !(c.probe || (!queue.empty() && !suspended()))) {
         --connecting;
         break;
       }
       c.deadline.reset();
       c.retry_after = std::chrono::milliseconds(0);
+      if (c.probe) ++st.probes;
       co_await session(c);
+      c.probe = false;
       if (c.retry_after.count() > 0 && !closing) {
         c.wake.expires_after(c.retry_after);
         co_await c.wake.async_wait(use_tuple);
@@ -283,10 +312,11 @@ struct pool::impl final : delivery_source, delivery_listener {
       if (!was_established && c.machine.established()) {
         was_established = true;
         ++established;
-        if (consecutive_failures > 0) log(log_level::info, "smtp relay usable again", {});
         consecutive_failures = 0;
         relay_down_until = {};
         down_reason.clear();
+        if (health->succeeded()) log(log_level::info, "smtp relay usable again", {});
+        sync_path();
       }
       if (s.what == step::kind::close) break;
       if (s.what == step::kind::start_tls) {
@@ -311,8 +341,7 @@ struct pool::impl final : delivery_source, delivery_listener {
       ++consecutive_failures;
       c.retry_after = backoff();
       drain(c.retry_after, "local: relay closing (421)");
-      log(log_level::warn, "smtp relay said 421, drained", "service closing");
-      return_if_none_established();
+      if (established == 0) path_failed("said 421 (service closing)", false);
     } else if (c.machine.close_reason()) {
       // A connection that worked and then failed: reconnect soon, but never in a tight loop (the
       // wait after a second failure, in [min, 2 * min]).
@@ -330,30 +359,81 @@ struct pool::impl final : delivery_source, delivery_listener {
     } else {
       reason += why.message();
     }
-    bool loud = why == error::tls_failed || why == error::auth_failed || why == error::auth_requires_tls ||
-                why == error::auth_unavailable || why == error::starttls_unavailable;
+    // A certificate, STARTTLS or credentials that do not work are a configuration to fix: said
+    // as an error, not a warning.
+    const bool misconfigured = why == error::tls_failed || why == error::auth_failed ||
+                               why == error::auth_requires_tls || why == error::auth_unavailable ||
+                               why == error::starttls_unavailable;
     if (why == error::tls_failed) ++st.tls_failures;
     if (why == error::auth_failed || why == error::auth_unavailable || why == error::auth_requires_tls) {
       ++st.auth_failures;
     }
-    if (consecutive_failures == 1 || loud) {
-      std::string detail = why ? why.message() : std::string("connect failed");
-      if (!c.tls_error.empty()) detail += ": " + c.tls_error;
-      log(loud ? log_level::error : log_level::warn, "smtp relay unusable, drained", detail);
-    }
+    std::string detail = why ? why.message() : std::string("cannot connect");
+    if (!c.tls_error.empty()) detail += ": " + c.tls_error;
     drain(c.retry_after, reason);
-    return_if_none_established();
+    if (established == 0) path_failed(detail, misconfigured);
   }
+
+  // The relay failed and no connection of ours is up: the path is suspended for every shard of
+  // the process (path_health), what waits goes back unsent, and one probe at a time tries again
+  // after a capped exponential backoff. One line in the log per change of state or of the reason
+  // (a certificate that still does not match is said once), by the shard that saw it first.
+  void path_failed(const std::string& detail, bool misconfigured) {
+    if (health->failed(detail, clock_type::now(), next_random(), reconnect))
+      log(misconfigured ? log_level::error : log_level::warn, "smtp relay suspended", detail);
+    hand_back_queue(down_reason);
+    sync_path();
+  }
+
+  // Our view of the path against the shared one: report a change to the listener, and while it
+  // is not usable, watch it (another shard's probe may succeed) and take the probe when due.
+  void sync_path() {
+    const auto view = health->snapshot();
+    if (view.generation != reported_generation) {
+      reported_generation = view.generation;
+      if (view.usable() != reported_usable) {
+        reported_usable = view.usable();
+        if (reported_usable) ++st.resumed; else ++st.suspensions;
+      }
+      const auto now = clock_type::now();
+      const auto next = std::chrono::ceil<std::chrono::milliseconds>(
+          std::max(clock_type::duration::zero(), view.next_probe - now));
+      user_listener.on_path_state({.kind = "smtp",
+                                   .name = relay_name,
+                                   .usable = view.usable(),
+                                   .any_usable = view.usable(),
+                                   .reason = view.reason,
+                                   .since = view.since,
+                                   .next_probe = view.usable() ? std::chrono::milliseconds(0) : next});
+    }
+    if (!view.usable()) watch_path(view.next_probe);
+  }
+
+  // While the path is not usable: wake at the next probe (or within watch_interval, to learn of
+  // another shard's probe), take the probe if it is ours to take, and sync again.
+  void watch_path(clock_type::time_point next_probe) {
+    if (watching || closing) return;
+    watching = true;
+    const auto now = clock_type::now();
+    probe_timer.expires_at(std::clamp(next_probe, now, now + watch_interval));
+    probe_timer.async_wait(handlers.wrap([this](boost::system::error_code ec) {
+      watching = false;
+      if (ec || closing) return;
+      if (established == 0 && health->take_probe(clock_type::now(), probe_timeout())) {
+        probe_requested = true;
+        if (live < connections.size()) spawn();
+      }
+      sync_path();
+    }));
+  }
+
+  // A probe goes through connect, greeting, EHLO, STARTTLS and AUTH: given up on after that long.
+  std::chrono::milliseconds probe_timeout() const { return cfg.connect_timeout + 4 * cfg.command_timeout; }
 
   // Until `for_how_long` has passed the relay takes no new work unless a connection is up.
   void drain(std::chrono::milliseconds for_how_long, std::string reason) {
     relay_down_until = std::max(relay_down_until, clock_type::now() + for_how_long);
     down_reason = std::move(reason);
-  }
-
-  void return_if_none_established() {
-    // With no connection up, what waits would only wait: hand it back for another relay.
-    if (established == 0) hand_back_queue(down_reason);
   }
 
   void log(log_level level, std::string_view event, std::string_view detail) {
@@ -484,7 +564,13 @@ struct pool::impl final : delivery_source, delivery_listener {
   delivery_fifo queue;
   std::size_t live = 0, connecting = 0, established = 0;
   unsigned consecutive_failures = 0;
-  clock_type::time_point relay_down_until{};
+  clock_type::time_point relay_down_until{};  // the next probe, while suspended
+  std::shared_ptr<path_health> health;  // shared by every shard's pool for this relay
+  bool reported_usable = true;           // what the listener was last told
+  std::uint64_t reported_generation = 0;
+  asio::steady_timer probe_timer;        // watches the path while it is not usable
+  bool watching = false, probe_requested = false;
+  static constexpr std::chrono::milliseconds watch_interval{250};
   bool closing = false, closed = false, hand_back_posted = false;
   std::uint64_t rng_state;
   support::backoff reconnect;  // from cfg.reconnect_backoff_min/max
@@ -508,7 +594,7 @@ asio::awaitable<void> pool::async_wait_closed() {
 
 const pool::stats& pool::statistics() const { return impl_->st; }
 
-bool pool::available() const { return clock_type::now() >= impl_->relay_down_until; }
+bool pool::available() const { return !impl_->suspended(); }
 
 bool pool::closed() const { return impl_->closed; }
 

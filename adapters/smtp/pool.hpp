@@ -30,8 +30,8 @@ class pool final : public smtp_messenger {
   pool& operator=(const pool&) = delete;
 
   // Queues the delivery (FIFO). Never calls on_delivered from inside push. While the relay is
-  // known to be down (a connect failed and no connection is up), deliveries come back transient
-  // soon after instead of waiting.
+  // suspended (the last connection attempt failed and no connection is up), deliveries come back
+  // unsent soon after, with retry_after set to the next probe.
   void push(delivery& d) override;
 
   // Finish pushed work, QUIT, stop; on_delivered is still called for everything pushed.
@@ -40,8 +40,10 @@ class pool final : public smtp_messenger {
   // Completes once close() has finished everything (all connections ended).
   boost::asio::awaitable<void> async_wait_closed() override;
 
-  // False while the relay is drained: a connect, TLS or AUTH failure or a 421, until its backoff
-  // has passed. Deliveries pushed meanwhile come back transient unless a connection is up.
+  // False while the relay is suspended: a connect, TLS or AUTH failure or a 421 left no connection
+  // up. One probe connection tries again after a capped exponential backoff with jitter
+  // (reconnect_backoff_min/max); once one connects, the relay is usable again. Each change is
+  // reported to the listener's on_path_state.
   bool available() const;
   // close() has finished: a push now only comes back transient.
   bool closed() const;
@@ -49,6 +51,8 @@ class pool final : public smtp_messenger {
   struct stats {
     std::uint64_t connects, connect_failures, accepted, transient, permanent, ambiguous;
     std::uint64_t tls_failures, auth_failures, service_closing;
+    std::uint64_t unsent, probes;
+    std::uint64_t suspensions, resumed;  // changes of the path's state as this pool reported them
   };
   const stats& statistics() const;
 

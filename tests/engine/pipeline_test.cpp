@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/pipeline.hpp"
+#include "engine/retry.hpp"
 
 using namespace budstikke;
 using namespace budstikke::engine;
@@ -425,6 +426,44 @@ TEST_CASE("pipeline: transient answers retry with backoff until the attempts are
   f.p->answered(f.answer(idx, adapters::outcome::transient, "451"), 1, f.t0);
   f.record_all(queue::record_count::retry_failed);
   CHECK(f.obs.counts.back() == std::pair<std::string, std::string>{"9-0", "failed"});
+  check_invariants(*f.p);
+}
+
+TEST_CASE("pipeline: a message handed back unsent (the path failed) is not an attempt and waits for the probe") {
+  fixture f;
+  auto c = make_campaign(f.cfg, "c1");
+  auto last = entry("1-0");
+  last.attempt = 2;  // one attempt left: an attempt charged now would fail it
+  f.p->admit(*c, last, nullptr, f.t0);
+  auto idx = f.mark_all()[0];
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0);
+  CHECK(f.p->at(idx).kind == record_kind::retry);
+  CHECK(f.p->at(idx).attempts == 2);
+  CHECK(f.p->at(idx).paused_retries == 1);
+  CHECK(f.p->at(idx).retry_in_ms == 8000);  // the next probe
+  CHECK(f.p->at(idx).reason == "local: cannot connect");
+  f.record_all();
+  CHECK(f.obs.counts.back() == std::pair<std::string, std::string>{"1-0", "retry"});
+
+  // Without a probe time it still waits a second, never a tight loop.
+  f.p->admit(*c, entry("2-0"), nullptr, f.t0);
+  idx = f.mark_all()[0];
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: relay closed"), 0, f.t0);
+  CHECK(f.p->at(idx).kind == record_kind::retry);
+  CHECK(f.p->at(idx).attempts == 0);
+  CHECK(f.p->at(idx).retry_in_ms == 1000);
+  f.record_all();
+
+  // Handed back as often as a pause may be: then it counts, and the attempts end it.
+  auto worn = entry("3-0");
+  worn.attempt = 2;
+  worn.paused = max_paused_retries;
+  f.p->admit(*c, worn, nullptr, f.t0);
+  idx = f.mark_all()[0];
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0);
+  CHECK(f.p->at(idx).kind == record_kind::final);
+  CHECK(f.p->at(idx).outcome == final_state::failed);
+  f.record_all();
   check_invariants(*f.p);
 }
 

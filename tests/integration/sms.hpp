@@ -12,14 +12,16 @@
 
 namespace budstikke::testing {
 
-// `budstikke sink sms` storing what it accepts in dir/sms.jsonl, with the given extra flags.
-inline sink_server start_sms_sink(const temp_dir& dir, const std::vector<std::string>& extra = {}) {
+// `budstikke sink sms` storing what it accepts in dir/sms.jsonl, with the given extra flags, on
+// `port` (0: a free one), logging to dir/`log`.
+inline sink_server start_sms_sink(const temp_dir& dir, const std::vector<std::string>& extra = {},
+                                  std::uint16_t port = 0, const std::string& log = "sms-sink.log") {
   sink_server s;
-  s.port = support::free_loopback_port();
+  s.port = port != 0 ? port : support::free_loopback_port();
   std::vector<std::string> argv{budstikke_bin(), "sink", "sms", "--listen", "127.0.0.1:" + std::to_string(s.port),
                                 "--store", (dir / "sms.jsonl").string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  s.process = support::child_process::spawn(argv, (dir / "sms-sink.log").string());
+  s.process = support::child_process::spawn(argv, (dir / log).string());
   REQUIRE(support::wait_for_port(s.port, std::chrono::seconds(10)));
   return s;
 }

@@ -68,20 +68,6 @@ TEST_CASE("e2e sms: an answer later than the request timeout is ambiguous") {
   CHECK(field(s, "sent") == static_cast<std::int64_t>(sms_arrivals(dir).size()));
 }
 
-TEST_CASE("e2e sms: a gateway that is down leaves the campaign failed after the attempts, nothing lost") {
-  temp_dir dir;
-  auto redis = start_redis(dir);
-  auto port = budstikke::support::free_loopback_port();
-  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(port) + "/cgi-bin/sendsms",
-                                 "    kind: kannel\n    connect_timeout_ms: 500\n");
-  constexpr int n = 50;
-  enqueue_sms(dir, config, "down", write_sms_members(dir, n));
-  run_until_idle(dir, config);
-  auto s = campaign_status(dir, config, "down");
-  require_adds_up(s, n);
-  CHECK(field(s, "failed") == n);
-}
-
 // `send` destroys its messenger as soon as it is closed; the sanitized build turns any handler the
 // messenger left queued into a failure here. Each answer is reported as it is, with exit 1.
 TEST_CASE("e2e sms: budstikke send against a gateway that answers 429 with Retry-After, and one that drops the connection") {

@@ -77,13 +77,14 @@ struct sink_server {
   std::uint16_t port = 0;
 };
 
-// `budstikke sink smtp` with the given extra flags.
-inline sink_server start_own_sink(const temp_dir& dir, const std::vector<std::string>& extra = {}) {
+// `budstikke sink smtp` with the given extra flags, on `port` (0: a free one), logging to dir/`log`.
+inline sink_server start_own_sink(const temp_dir& dir, const std::vector<std::string>& extra = {},
+                                  std::uint16_t port = 0, const std::string& log = "sink.log") {
   sink_server s;
-  s.port = support::free_loopback_port();
+  s.port = port != 0 ? port : support::free_loopback_port();
   std::vector<std::string> argv{budstikke_bin(), "sink", "smtp", "--listen", "127.0.0.1:" + std::to_string(s.port)};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  s.process = support::child_process::spawn(argv, (dir / "sink.log").string());
+  s.process = support::child_process::spawn(argv, (dir / log).string());
   REQUIRE(support::wait_for_port(s.port, std::chrono::seconds(10)));
   return s;
 }
@@ -92,6 +93,14 @@ struct cli_result {
   int code = -1;
   std::string output;  // stdout and stderr together
 };
+
+// Starts `budstikke args...` in the background, its output in dir/`log`.
+inline support::child_process spawn_cli(const temp_dir& dir, const std::vector<std::string>& args,
+                                        const std::string& log) {
+  std::vector<std::string> argv{budstikke_bin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return support::child_process::spawn(argv, (dir / log).string());
+}
 
 // Runs `budstikke args...` to completion (bounded by `timeout`), capturing its output.
 inline cli_result run_cli(const temp_dir& dir, const std::vector<std::string>& args,

@@ -156,9 +156,11 @@ TEST_CASE("sms answer: Kannel status codes and bodies") {
   CHECK(v.reply == "403 Authorization failed for sendsms");
   classify(c, {400, "", "Missing receiver number"}, new_year, v);
   CHECK(v.result == outcome::permanent);
+  // smsbox could not queue it (bearerbox away): the gateway's failure, not the message's.
   classify(c, {503, "", "Temporal failure, try again later."}, new_year, v);
-  CHECK(v.result == outcome::transient);
+  CHECK(v.result == outcome::unsent);
   CHECK(v.retry_after == 0ms);
+  CHECK(v.reply == "503 Temporal failure, try again later.");
 }
 
 TEST_CASE("sms answer: JSON gateway 2xx with and without the id, 4xx, 5xx") {
@@ -179,7 +181,9 @@ TEST_CASE("sms answer: JSON gateway 2xx with and without the id, 4xx, 5xx") {
   classify(c, {500, "", "boom"}, new_year, v);
   CHECK(v.result == outcome::transient);
   classify(c, {502, "", ""}, new_year, v);
-  CHECK(v.result == outcome::transient);
+  CHECK(v.result == outcome::unsent);  // a proxy cannot reach the gateway: the path failed
+  classify(c, {504, "", ""}, new_year, v);
+  CHECK(v.result == outcome::unsent);
   classify(c, {302, "", ""}, new_year, v);
   CHECK(v.result == outcome::permanent);
 }
@@ -216,15 +220,26 @@ TEST_CASE("sms answer: a reply is printable and bounded, whatever the body") {
 
 TEST_CASE("sms answer: transport failures before and after the request went out") {
   verdict v;
+  // Nothing reached the gateway: the path failed, the message is unsent (not an attempt).
   classify(transport_failure::connect, "Connection refused", v);
-  CHECK(v.result == outcome::transient);
+  CHECK(v.result == outcome::unsent);
   CHECK(v.reply == "local: cannot reach the gateway: Connection refused");
   classify(transport_failure::send, "", v);
-  CHECK(v.result == outcome::transient);
+  CHECK(v.result == outcome::unsent);
   classify(transport_failure::timeout_unsent, "", v);
-  CHECK(v.result == outcome::transient);
+  CHECK(v.result == outcome::unsent);
   classify(transport_failure::timeout_after_send, "Operation timed out", v);
   CHECK(v.result == outcome::ambiguous);
   classify(transport_failure::lost_after_send, "Empty reply from server", v);
   CHECK(v.result == outcome::ambiguous);
+}
+
+TEST_CASE("sms gateway: its name and the probe's URL carry no credentials and no query") {
+  gateway_config c;
+  c.url = "http://127.0.0.1:13013/cgi-bin/sendsms";
+  CHECK(gateway_name(c) == "sms gateway http://127.0.0.1:13013/cgi-bin/sendsms");
+  CHECK(probe_url(c) == "http://127.0.0.1:13013/cgi-bin/sendsms");
+  c.url = "https://user:secret@sms.example/v1/messages?key=abc#x";
+  CHECK(gateway_name(c) == "sms gateway https://sms.example/v1/messages");
+  CHECK(probe_url(c) == "https://user:secret@sms.example/v1/messages");
 }

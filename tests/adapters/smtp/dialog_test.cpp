@@ -282,7 +282,7 @@ TEST_CASE("smtp dialog: 4xx and 5xx to DATA", "[smtp][dialog]") {
 }
 
 TEST_CASE("smtp dialog: 421 mid-pipeline", "[smtp][dialog]") {
-  SECTION("as the reply to the dot: that message transient, the next envelope transient") {
+  SECTION("as the reply to the dot: that message and the next envelope unsent (the relay went away)") {
     fixture f;
     delivery d1 = make("a@example.org"), d2 = make("b@example.org"), d3 = make("c@example.org");
     f.source.items = {&d1, &d2, &d3};
@@ -294,9 +294,9 @@ TEST_CASE("smtp dialog: 421 mid-pipeline", "[smtp][dialog]") {
     CHECK(s.what == step::kind::close);
     CHECK(f.machine.close_reason() == error::service_closing);
     REQUIRE(f.listener.done.size() == 2);
-    CHECK(d1.result == outcome::transient);
+    CHECK(d1.result == outcome::unsent);
     CHECK(d1.reply == "421 4.3.2 shutting down");
-    CHECK(d2.result == outcome::transient);
+    CHECK(d2.result == outcome::unsent);
     CHECK(f.source.items.size() == 1);  // d3 never taken: stays with the pool
   }
   SECTION("after the dot was accepted, on the next MAIL") {
@@ -310,13 +310,13 @@ TEST_CASE("smtp dialog: 421 mid-pipeline", "[smtp][dialog]") {
     s = f.machine.on_read("250 2.0.0 queued\r\n421 4.3.2 bye\r\n");
     CHECK(s.what == step::kind::close);
     CHECK(d1.result == outcome::accepted);
-    CHECK(d2.result == outcome::transient);
+    CHECK(d2.result == outcome::unsent);
     CHECK(d2.reply == "421 4.3.2 bye");
   }
 }
 
 TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialog]") {
-  SECTION("after the dot: ambiguous; before: transient") {
+  SECTION("after the dot: ambiguous; before: unsent") {
     fixture f;
     delivery d1 = make("a@example.org"), d2 = make("b@example.org");
     f.source.items = {&d1, &d2};
@@ -328,7 +328,7 @@ TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialo
     CHECK(s.what == step::kind::close);
     REQUIRE(f.listener.done.size() == 2);
     CHECK(d1.result == outcome::ambiguous);
-    CHECK(d2.result == outcome::transient);
+    CHECK(d2.result == outcome::unsent);
     CHECK(d1.reply.find("RFC 1047") != std::string::npos);
   }
   SECTION("timeout waiting for the dot reply: ambiguous") {
@@ -343,7 +343,7 @@ TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialo
     CHECK(d1.result == outcome::ambiguous);
     CHECK(f.machine.close_reason() == error::timeout);
   }
-  SECTION("write failed before the dot's last byte: transient") {
+  SECTION("write failed before the dot's last byte: unsent") {
     fixture f;
     delivery d1 = make("a@example.org"), d2 = make("b@example.org");
     f.source.items = {&d1, &d2};
@@ -352,8 +352,8 @@ TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialo
     s = f.machine.on_read("250 ok\r\n250 ok\r\n354 go\r\n");
     std::size_t dot_end = d1.data.size() + 3;
     s = f.machine.on_write_failed(error::connection_lost, dot_end - 1);
-    CHECK(d1.result == outcome::transient);
-    CHECK(d2.result == outcome::transient);
+    CHECK(d1.result == outcome::unsent);
+    CHECK(d2.result == outcome::unsent);
   }
   SECTION("write failed after the dot but within the next envelope: the first is ambiguous") {
     fixture f;
@@ -364,9 +364,9 @@ TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialo
     s = f.machine.on_read("250 ok\r\n250 ok\r\n354 go\r\n");
     s = f.machine.on_write_failed(error::connection_lost, d1.data.size() + 3);
     CHECK(d1.result == outcome::ambiguous);
-    CHECK(d2.result == outcome::transient);
+    CHECK(d2.result == outcome::unsent);
   }
-  SECTION("lost while waiting for the envelope replies: transient") {
+  SECTION("lost while waiting for the envelope replies: unsent") {
     fixture f;
     delivery d1 = make("a@example.org");
     f.source.items = {&d1};
@@ -374,7 +374,7 @@ TEST_CASE("smtp dialog: connection lost before and after the dot", "[smtp][dialo
     s = f.machine.on_written();
     s = f.machine.on_read("250 ok\r\n");
     s = f.machine.on_failure(error::connection_lost);
-    CHECK(d1.result == outcome::transient);
+    CHECK(d1.result == outcome::unsent);
   }
   SECTION("a decided failure keeps its reply when the connection dies") {
     fixture f;
@@ -412,7 +412,7 @@ TEST_CASE("smtp dialog: a reply nobody asked for", "[smtp][dialog]") {
   s = f.machine.on_read("250 ok\r\n250 ok\r\n354 go\r\n250 extra\r\n");
   CHECK(s.what == step::kind::close);
   CHECK(f.machine.close_reason() == error::unexpected_reply);
-  CHECK(d1.result == outcome::transient);  // the body was never written
+  CHECK(d1.result == outcome::unsent);  // the body was never written
 }
 
 TEST_CASE("smtp dialog: lock-step without PIPELINING, RCPT failure costs an RSET", "[smtp][dialog]") {

@@ -23,7 +23,7 @@ namespace budstikke::test {
 
 struct counting_listener final : adapters::delivery_listener {
   std::size_t delivered = 0;
-  std::array<std::size_t, 4> by_outcome{};
+  std::array<std::size_t, adapters::outcome_count> by_outcome{};
   std::vector<adapters::delivery*> order;
   // Each delivery must be reported exactly once.
   bool each_once(const std::vector<adapters::delivery>& ds) const {

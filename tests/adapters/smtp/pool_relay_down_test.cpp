@@ -10,7 +10,7 @@ using namespace budstikke;
 using namespace budstikke::adapters;
 using std::chrono::milliseconds;
 
-TEST_CASE("smtp pool relay down: deliveries come back transient and the pool does not spin", "[smtp][pool]") {
+TEST_CASE("smtp pool relay down: deliveries come back unsent and the pool does not spin", "[smtp][pool]") {
   boost::asio::io_context io;
   test::counting_listener listener;
   smtp::relay_config cfg;
@@ -28,7 +28,7 @@ TEST_CASE("smtp pool relay down: deliveries come back transient and the pool doe
   // Let the first batch fail, then push the second while the relay is known to be down.
   test::run_for(io, milliseconds(100));
   CHECK(listener.delivered == first.size());
-  CHECK(listener.count(outcome::transient) == first.size());
+  CHECK(listener.count(outcome::unsent) == first.size());
   auto failures_after_first = pool.statistics().connect_failures;
   CHECK(failures_after_first >= 1);
   CHECK(failures_after_first <= cfg.connections);
@@ -37,7 +37,7 @@ TEST_CASE("smtp pool relay down: deliveries come back transient and the pool doe
   CHECK(listener.delivered == first.size());
   test::run_for(io, milliseconds(100));
   CHECK(listener.delivered == first.size() + second.size());
-  CHECK(listener.count(outcome::transient) == first.size() + second.size());
+  CHECK(listener.count(outcome::unsent) == first.size() + second.size());
   CHECK(pool.statistics().connect_failures == failures_after_first);  // no new attempts: no spinning
   CHECK(pool.statistics().connects == 0);
   for (auto& d : second) CHECK(d.reply.rfind("local: ", 0) == 0);
@@ -74,7 +74,7 @@ TEST_CASE("smtp pool relay down: after the backoff it tries again", "[smtp][pool
   pool.push(ds[1]);
   test::run_for(io, milliseconds(30));
   CHECK(pool.statistics().connect_failures == 2);
-  CHECK(listener.count(outcome::transient) == 2);
+  CHECK(listener.count(outcome::unsent) == 2);
   pool.close();
   bool closed = false;
   boost::asio::co_spawn(

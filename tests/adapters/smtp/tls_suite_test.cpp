@@ -72,14 +72,14 @@ run_result run(testpeers::smtp_sink_options so, smtp::relay_config cfg, std::siz
   return r;
 }
 
-// The client refused the peer: nothing sensitive went out, deliveries came back transient.
+// The client refused the peer: nothing sensitive went out, deliveries came back unsent (the path failed, not the messages).
 void check_refused(const run_result& r, std::string_view reason) {
   INFO("sink: tls_handshakes " << r.sink_stats.tls_handshakes << " tls_failures " << r.sink_stats.tls_failures
                                << " auth " << r.sink_stats.auth_commands << " mail " << r.sink_stats.mail_commands);
   CHECK(r.sink_stats.auth_commands == 0);
   CHECK(r.sink_stats.mail_commands == 0);
   CHECK(r.sink_stats.messages == 0);
-  CHECK(r.listener.count(outcome::transient) == r.ds.size());
+  CHECK(r.listener.count(outcome::unsent) == r.ds.size());
   CHECK(r.listener.each_once(r.ds));
   for (const auto& d : r.ds) {
     CHECK(d.reply.rfind("local:", 0) == 0);
@@ -219,7 +219,7 @@ TEST_CASE("smtp auth: wrong password is a relay failure, no MAIL", "[smtp][auth]
   auto r = run(so, cfg, 20);
   CHECK(r.sink_stats.auth_commands >= 1);
   CHECK(r.sink_stats.mail_commands == 0);
-  CHECK(r.listener.count(outcome::transient) == 20);
+  CHECK(r.listener.count(outcome::unsent) == 20);
   CHECK(r.pool_stats.auth_failures >= 1);
   for (const auto& d : r.ds) {
     CHECK(d.reply.find("credentials") != std::string::npos);
@@ -241,7 +241,7 @@ TEST_CASE("smtp auth: clear text only to a loopback relay when allowed", "[smtp]
     auto r = run(so, cfg, 5);
     CHECK(r.sink_stats.auth_commands == 0);
     CHECK(r.sink_stats.mail_commands == 0);
-    CHECK(r.listener.count(outcome::transient) == 5);
+    CHECK(r.listener.count(outcome::unsent) == 5);
   }
   cfg.allow_auth_without_tls = true;
   {
