@@ -46,6 +46,7 @@ void add_smtp_sink(CLI::App* sink, action& chosen) {
   cmd->add_option("--transient-share", so.transient_share, "Share (0..1) of messages answered 451 4.3.0")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--drop-after-dot-share", so.drop_after_dot_share, "Share (0..1) of messages whose connection is dropped after the final dot, unanswered")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--reject-rcpt-containing", so.reject_rcpt_containing, "Answer 550 5.1.1 to recipients containing this text");
+  cmd->add_option("--defer-rcpt-containing", so.defer_rcpt_containing, "Answer 451 4.3.0 to recipients containing this text, every time");
   cmd->add_option("--reply-delay-ms", o->delay_ms, "Delay every reply by this many milliseconds")->check(CLI::Range(0, 60000));
   cmd->add_option("--seed", so.seed, "Seed for the fault shares");
   cmd->add_option("--tls-cert", so.tls_cert_file, "PEM certificate (chain): offer STARTTLS")->check(CLI::ExistingFile);

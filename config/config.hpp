@@ -62,8 +62,13 @@ struct engine_config {
   std::chrono::milliseconds registry_interval{500};  // how often the campaign registry is re-read
   std::chrono::milliseconds idle_poll{200};       // XREADGROUP BLOCK when nothing is waiting
   std::string consumer;             // consumer name prefix; default: the host name
-  std::size_t max_attempts = 3;     // sends of one message before a transient failure is final
-  std::chrono::milliseconds retry_backoff{1000};  // first retry delay; doubles, full jitter
+  // Transient answers (4xx to one message, a 5xx from the SMS gateway for one request): retried
+  // after 1, 4, 16, then every 60 minutes (plus up to a quarter), until max_retry_age after the
+  // first one; categories may override each (category_policy). engine/retry.hpp has the rule.
+  std::size_t max_attempts = 0;     // counted sends before a transient failure is final; 0 = no limit
+  std::chrono::milliseconds retry_backoff{60000};       // the wait after the first transient answer
+  std::chrono::milliseconds retry_backoff_max{3600000};  // the longest wait
+  std::chrono::milliseconds max_retry_age{86400000};     // then a still deferred message is failed
   std::chrono::milliseconds retry_poll{250};      // how often due retries are moved back into their stream
   std::size_t events_max_len = 1000000;           // the events stream's cap (approximate); 0 = no events
   std::chrono::milliseconds shutdown_grace{10000};  // SIGTERM: how long in-flight work may finish
@@ -94,6 +99,9 @@ struct category_policy {
   // false: the consent store is not read at all (for messages a member cannot refuse, such as a
   // password reset); the suppression list still is. Cannot go with consent_required.
   bool check_consent = true;
+  // The retry policy's keys for this category; 0: the engine's (engine.max_attempts, ...).
+  std::size_t max_attempts = 0;
+  std::chrono::milliseconds retry_backoff{0}, retry_backoff_max{0}, max_retry_age{0};
 };
 
 struct email_config {

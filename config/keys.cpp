@@ -101,14 +101,22 @@ constexpr config_key<engine_config> engine_[]{
          "consumer-name prefix in the consumer groups (`<consumer>-<shard>`); must be unique per process and stable "
          "across its restarts, because a restarted process re-reads its own unacknowledged entries",
          "host name"),
-    whole("max_attempts", &engine_config::max_attempts, 1, 100,
-          "sends of one message before a temporary failure becomes `failed` (and a dead letter, see `budstikke "
-          "dlq`). An SMS gateway's answer that only asks for a pause (429/503 with `Retry-After`, or the gateway "
-          "still pausing) is not an attempt, up to 100 of them per message; its retry waits the pause plus up to a "
-          "tenth of it"),
-    millis("retry_backoff_ms", &engine_config::retry_backoff, 1, 3600000,
-           "the first retry waits a random time up to this; the bound doubles each attempt (full jitter). Waiting "
-           "retries live in Redis (`campaign:{ID}:retry`), so they survive a restart and hold no slot"),
+    whole("max_attempts", &engine_config::max_attempts, 0, 1000,
+          "sends of one message before a temporary failure (4xx to its RCPT or DATA, a 5xx from the SMS gateway for "
+          "its request) becomes `failed` (and a dead letter, see `budstikke dlq`); 0: no limit, `max_retry_age_ms` "
+          "ends the retries. An SMS gateway's answer that only asks for a pause (429/503 with `Retry-After`, or the "
+          "gateway still pausing) is not an attempt, up to 100 of them per message; its retry waits the pause plus "
+          "up to a tenth of it. A failure of the path (see [outages](operations.md#outages)) is never an attempt"),
+    millis("retry_backoff_ms", &engine_config::retry_backoff, 1, 86400000,
+           "the wait after the first temporary failure; each further wait is 4 times the one before, up to "
+           "`retry_backoff_max_ms`, plus up to a quarter at random (never less: a greylisting relay wants the "
+           "wait). The defaults give 1, 4, 16, then every 60 minutes. Waiting retries live in Redis "
+           "(`campaign:{ID}:retry`), so they survive a restart and hold no slot"),
+    millis("retry_backoff_max_ms", &engine_config::retry_backoff_max, 1, 86400000, "the longest wait between two attempts"),
+    millis("max_retry_age_ms", &engine_config::max_retry_age, 1000, 2592000000.0,
+           "a message still only deferred this long after its first temporary failure is `failed` with its last "
+           "reply (once its next attempt would come later than that); the counterpart of Postfix's "
+           "`maximal_queue_lifetime`"),
     millis("retry_poll_ms", &engine_config::retry_poll, 10, 60000,
            "how often each shard moves the due retries of the campaigns it serves back into their streams (at most "
            "500 per campaign per pass); a retry goes out up to this much after it is due"),
@@ -155,6 +163,14 @@ constexpr config_key<category_policy> categories_[]{
            if (p.resend_ambiguous_sms) channels.emplace_back("sms");
            return shown_list(channels);
          }},
+    whole("max_attempts", &category_policy::max_attempts, 0, 1000, "`engine.max_attempts` for this category", "0: the engine's"),
+    millis("retry_backoff_ms", &category_policy::retry_backoff, 0, 86400000, "`engine.retry_backoff_ms` for this category",
+           "0: the engine's"),
+    millis("retry_backoff_max_ms", &category_policy::retry_backoff_max, 0, 86400000,
+           "`engine.retry_backoff_max_ms` for this category", "0: the engine's"),
+    millis("max_retry_age_ms", &category_policy::max_retry_age, 0, 2592000000.0,
+           "`engine.max_retry_age_ms` for this category: a tariff result may give up sooner than a newsletter",
+           "0: the engine's"),
     flag("check_consent", &category_policy::check_consent,
          "`false`: the consent store is not read for this category at all, for messages a member cannot refuse (a "
          "receipt, a password reset); the suppression list is still checked. Refused together with "

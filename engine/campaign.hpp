@@ -15,6 +15,7 @@
 #include "engine/metrics.hpp"
 #include "engine/quiet_hours.hpp"
 #include "engine/renderer.hpp"
+#include "engine/retry.hpp"
 #include "queue/schema.hpp"
 
 namespace budstikke::engine {
@@ -29,6 +30,15 @@ enum class serve_mode : std::uint8_t {
   not_served,  // this engine has no adapter for the channel: leave the entries to one that has
 };
 
+// The engine's retry policy with the category's overrides (a category's 0 keeps the engine's).
+inline retry_policy retry_policy_for(const engine_config& e, const category_policy& c) {
+  auto pick = [](auto own, auto engine) { return own.count() > 0 ? own : engine; };
+  return {.max_attempts = static_cast<std::uint32_t>(c.max_attempts > 0 ? c.max_attempts : e.max_attempts),
+          .first = pick(c.retry_backoff, e.retry_backoff),
+          .cap = pick(c.retry_backoff_max, e.retry_backoff_max),
+          .max_age = pick(c.max_retry_age, e.max_retry_age)};
+}
+
 struct campaign {
   queue::campaign_definition def;
   std::string stream_key;
@@ -37,6 +47,7 @@ struct campaign {
   serve_mode mode = serve_mode::send;
   std::string unusable_reason;
   const category_policy* policy = nullptr;
+  retry_policy retry;       // the engine's, with its category's overrides (retry_policy_for)
   bool active = true;       // state == active
   bool quiet = false;       // in quiet hours: not read, and what it holds goes back unsent
   sys_ms quiet_change = sys_ms::min();  // when `quiet` is to be evaluated again

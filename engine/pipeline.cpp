@@ -54,6 +54,7 @@ void pipeline::admit(campaign& c, const queue::stream_entry& e, const recovery_i
   s.member.assign(e.member);
   s.attempts = e.attempt;
   s.paused_retries = e.paused;
+  s.deferred_since_ms = e.deferred_ms;
   s.marked = false;
   s.resent = false;
   s.reason.clear();
@@ -263,7 +264,7 @@ void pipeline::send(std::uint32_t idx, steady_time now) {
   sends_.push_back(idx);
 }
 
-void pipeline::answered(const adapters::delivery& d, std::uint64_t random, steady_time now) {
+void pipeline::answered(const adapters::delivery& d, std::uint64_t random, steady_time now, std::int64_t wall_ms) {
   const std::uint32_t idx = d.slot;
   slot& s = *slots_[idx];
   --on_wire_;
@@ -288,13 +289,26 @@ void pipeline::answered(const adapters::delivery& d, std::uint64_t random, stead
   // is not an attempt: like an answer that only asked for a pause, it waits until the path's
   // next probe, at least min_unsent_wait.
   const auto pause = d.result == adapters::outcome::unsent ? std::max(d.retry_after, min_unsent_wait) : d.retry_after;
-  auto plan = plan_retry(s.attempts, s.paused_retries, pause, opt_.max_attempts, opt_.retry_backoff, random);
+  const auto deferred_for = std::chrono::milliseconds(s.deferred_since_ms > 0 ? std::max<std::int64_t>(0, wall_ms - s.deferred_since_ms) : 0);
+  auto plan = plan_retry(s.attempts, s.paused_retries, pause, deferred_for, s.owner->retry, random);
   s.attempts = plan.attempts;
   s.paused_retries = plan.paused;
-  if (plan.give_up) {
-    finish(idx, record_kind::final, final_state::failed, fmt::format("gave up after {} attempts: {}", s.attempts, d.reply));
-    return;
+  switch (plan.what) {
+    case retry_plan::verdict::retry:
+      break;
+    case retry_plan::verdict::attempts_used_up:
+      finish(idx, record_kind::final, final_state::failed, fmt::format("gave up after {} attempts: {}", s.attempts, d.reply));
+      return;
+    case retry_plan::verdict::too_old:
+      finish(idx, record_kind::final, final_state::failed,
+             fmt::format("gave up: deferred for {} s, the next attempt would pass max_retry_age ({} s): {}",
+                         deferred_for.count() / 1000, s.owner->retry.max_age.count() / 1000, d.reply));
+      return;
   }
+  // The age is counted from the first answer that deferred the message, not from a pause or a
+  // hand-back.
+  if (s.deferred_since_ms == 0 && d.result == adapters::outcome::transient && d.retry_after.count() == 0)
+    s.deferred_since_ms = wall_ms;
   finish(idx, record_kind::retry, final_state::failed, d.reply);
   s.retry_in_ms = plan.delay.count();
 }

@@ -74,6 +74,7 @@ struct slot {
   std::string reply;                 // the relay's or gateway's last answer
   std::uint32_t attempts = 0;        // sends that counted
   std::uint32_t paused_retries = 0;  // transient answers that carried a Retry-After
+  std::int64_t deferred_since_ms = 0;  // the first transient answer (ms since the epoch); 0: none yet
   bool marked = false;   // its in-flight mark is written: it may be on the wire
   bool resent = false;   // it was on the wire when an engine stopped, and is sent again
   steady_time pushed_at{};   // for the relay round-trip metric
@@ -92,8 +93,6 @@ struct pipeline_options {
   std::size_t send_window = 16;     // marked and unanswered at once
   std::size_t record_batch = 512;   // records per recording round trip
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison
-  std::uint32_t max_attempts = 3;
-  std::chrono::milliseconds retry_backoff{1000};
   std::string sms_default_region = "NO";
   std::string sms_default_from;     // the gateway's sender id, for campaigns without one
   std::size_t max_data_bytes = 64 * 1024;
@@ -188,7 +187,8 @@ class pipeline {
   std::vector<std::uint32_t>& sends() { return sends_; }
   // on_wire -> answered: the outcome, a retry (with its delay from `random`), or failed when
   // the attempts are used up.
-  void answered(const adapters::delivery& d, std::uint64_t random, steady_time now);
+  // `wall_ms`: now, in ms since the epoch (the age of a deferred message is kept in Redis).
+  void answered(const adapters::delivery& d, std::uint64_t random, steady_time now, std::int64_t wall_ms);
 
   // ---- recording ----
   // answered -> recording, grouped by campaign (in the order their first record came).

@@ -59,8 +59,6 @@ pipeline_options pipeline_options_from(const config& cfg) {
                                          : 4 * (cfg.smtp.connections + (cfg.sms.gateway ? cfg.sms.gateway->concurrency : 0));
   o.record_batch = cfg.engine.record_batch;
   o.max_deliveries = cfg.engine.max_deliveries;
-  o.max_attempts = static_cast<std::uint32_t>(cfg.engine.max_attempts);
-  o.retry_backoff = cfg.engine.retry_backoff;
   o.sms_default_region = cfg.sms.default_region;
   if (cfg.sms.gateway) o.sms_default_from = cfg.sms.gateway->default_from;
   return o;
@@ -555,7 +553,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   // ---- answers from the adapters ----
 
   void on_delivered(adapters::delivery& d) override {
-    pipeline_.answered(d, jitter_(), clock_.now());
+    pipeline_.answered(d, jitter_(), clock_.now(), clock_.wall_ms());
     after_pipeline_change();
   }
 
@@ -634,7 +632,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
           std::optional<std::int64_t> retry;
           if (s.kind == record_kind::retry) retry = s.retry_in_ms;
           records.push_back({s.entry_id, state, s.member, s.reason, s.resent, s.attempts, s.reply, retry,
-                             s.paused_retries});
+                             s.paused_retries, s.deferred_since_ms});
         }
         queue::append_record_outcomes(req, keys_, b.owner->def.id, now, records);
       }
@@ -954,6 +952,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
       }
     }
     c->policy = &cfg_.policy(c->def.category);
+    c->retry = retry_policy_for(cfg_.engine, *c->policy);
     c->path_down = path_down_[static_cast<std::size_t>(c->def.kind)];
     if (c->mode == serve_mode::fail_all && index_ == 0)
       log::error("campaign cannot be sent; each recipient is recorded failed",

@@ -146,7 +146,7 @@ void append_record_outcomes(request& req, const keys& k, std::string_view campai
   for (const auto& r : records) {
     std::string_view state = r.retry_in_ms ? "retry" : r.state ? to_string(*r.state) : "release";
     req.arg(r.entry_id).arg(state).arg(r.member).arg(r.reason).arg(r.resent ? "r" : "").arg(r.attempts)
-        .arg(r.reply).arg(r.retry_in_ms.value_or(0)).arg(r.paused);
+        .arg(r.reply).arg(r.retry_in_ms.value_or(0)).arg(r.paused).arg(r.deferred_ms);
   }
 }
 

@@ -101,6 +101,7 @@ struct outcome_record {
   std::string_view reply;            // the relay's or gateway's last answer
   std::optional<std::int64_t> retry_in_ms;  // set: a transient failure, retried after this delay
   std::uint32_t paused = 0;          // with retry_in_ms: answers so far that only asked for a pause
+  std::int64_t deferred_ms = 0;      // with retry_in_ms: the first transient answer (ms since the epoch), 0: none
 };
 void append_record_outcomes(request& req, const keys& k, std::string_view campaign_id,
                             std::string_view now_rfc3339, const std::vector<outcome_record>& records);

@@ -21,6 +21,12 @@ std::uint32_t parse_count(std::string_view v) {
   return ec == std::errc() && ptr == v.data() + v.size() ? n : 0;
 }
 
+std::int64_t parse_count64(std::string_view v) {
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && ptr == v.data() + v.size() && n > 0 ? n : 0;
+}
+
 }  // namespace
 
 std::size_t for_each_entry_in(const redisReply* entries, const std::function<void(const stream_entry&)>& on_entry) {
@@ -48,6 +54,8 @@ std::size_t for_each_entry_in(const redisReply* entries, const std::function<voi
           out.attempt = parse_count(value);
         } else if (name == field_paused) {
           out.paused = parse_count(value);
+        } else if (name == field_deferred) {
+          out.deferred_ms = parse_count64(value);
         } else if (name == field_origin) {
           out.origin = value;
         }

@@ -30,6 +30,7 @@ struct stream_entry {
   std::string_view data;
   std::uint32_t attempt = 0;  // sends that counted before this entry (an entry moved back for a retry)
   std::uint32_t paused = 0;   // answers before it that only asked for a pause
+  std::int64_t deferred_ms = 0;  // its first transient answer (ms since the epoch); 0: none yet
   std::string_view origin;    // the portal's entry id, for an entry moved back for a retry
   bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
 };

@@ -114,6 +114,7 @@ inline constexpr std::string_view field_data = "data";    // JSON object of temp
 // Written by the engine on entries it moves back from the retry set; a portal never sets them.
 inline constexpr std::string_view field_attempt = "attempt";  // sends that counted so far
 inline constexpr std::string_view field_paused = "paused";    // answers that only asked for a pause
+inline constexpr std::string_view field_deferred = "deferred";  // the first transient answer, ms since the epoch
 inline constexpr std::string_view field_origin = "origin";    // the id of the portal's entry
 
 // The scripts over the schema (queue/scripts/NAME.lua, called with request::eval).
@@ -121,7 +122,7 @@ inline constexpr std::string_view field_origin = "origin";    // the id of the p
 // Records a batch of outcomes of one campaign atomically and idempotently.
 // KEYS: recipients, counts, outcomes, campaign, inflight, retry, dead. ARGV: group, now, then
 // `record_arity` per record: entry id, state, member id, reason, flags, attempts, reply, retry
-// delay ms, paused. An entry counts only if XACK removed it from the pending list, so replaying a
+// delay ms, paused, deferred (ms since the epoch of the first transient answer; 0: none). An entry counts only if XACK removed it from the pending list, so replaying a
 // batch after a lost reply never counts twice. State `release` only clears the in-flight mark
 // (the entry stays pending: it was handed back, not sent). State `retry` puts the entry's fields
 // into the retry set, due after the delay (Redis's clock), and counts it in `retrying`. State
@@ -130,7 +131,7 @@ inline constexpr std::string_view field_origin = "origin";    // the id of the p
 // call completed the campaign; counted has one number per record: 0 not counted (already
 // recorded, or a release), 1 counted as given, 2 a retry recorded `failed` instead because its
 // entry is no longer in the stream.
-inline constexpr std::size_t record_arity = 9;
+inline constexpr std::size_t record_arity = 10;
 extern const script record_outcomes_script;
 
 // Appends a batch of events to the capped events stream in one call (one reply, not one per
@@ -140,7 +141,7 @@ extern const script append_events_script;
 inline constexpr std::size_t event_args = 8;
 
 // Moves due retries back into the recipients stream, at most ARGV[1] per call, as new entries
-// with the original fields plus `attempt`, `paused` and `origin`. KEYS: retry, recipients, counts.
+// with the original fields plus `attempt`, `paused`, `deferred` and `origin`. KEYS: retry, recipients, counts.
 // Returns {moved, still waiting}.
 extern const script move_due_retries_script;
 

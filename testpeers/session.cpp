@@ -174,7 +174,7 @@ server_session::verdict server_session::on_command(std::string_view line) {
       out_.append("452 4.5.3 Error: too many recipients\r\n");
     } else if (host_.rcpt_rejected(address)) {
       out_.append("550 5.1.1 Recipient address rejected: User unknown\r\n");
-    } else if (host_.rcpt_transient()) {
+    } else if (host_.rcpt_transient(address)) {
       out_.append("451 4.3.0 Error: try again later\r\n");
     } else {
       if (rcpt_count_ == rcpts_.size()) rcpts_.emplace_back();

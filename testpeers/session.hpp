@@ -16,7 +16,7 @@ class session_host {
  public:
   enum class dot_fate : std::uint8_t { accept, transient, drop };
 
-  virtual bool rcpt_transient() = 0;                        // answer this RCPT with 451?
+  virtual bool rcpt_transient(std::string_view address) = 0;  // answer this RCPT with 451?
   virtual bool rcpt_rejected(std::string_view address) = 0;  // answer it with 550 5.1.1?
   virtual dot_fate on_dot() = 0;                             // what to do with a complete message
   // An accepted message: returns its queue id. `body` is unstuffed (empty unless keep_bodies()).

@@ -58,8 +58,9 @@ struct smtp_sink::impl final : sink_server, session_host {
 
   double next_unit() noexcept { return dice.next_unit(); }
 
-  bool rcpt_transient() override {
-    if (opt.transient_share <= 0 || next_unit() >= opt.transient_share / 2) return false;
+  bool rcpt_transient(std::string_view address) override {
+    const bool always = !opt.defer_rcpt_containing.empty() && address.find(opt.defer_rcpt_containing) != std::string_view::npos;
+    if (!always && (opt.transient_share <= 0 || next_unit() >= opt.transient_share / 2)) return false;
     counters.rcpt_transient.fetch_add(1, std::memory_order_relaxed);
     return true;
   }

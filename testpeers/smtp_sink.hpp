@@ -28,6 +28,8 @@ struct smtp_sink_options {
   double drop_after_dot_share = 0;
   // Recipients containing this (when not empty) get "550 5.1.1".
   std::string reject_rcpt_containing;
+  // Recipients containing this (when not empty) get "451 4.3.0" every time (counted in rcpt_transient).
+  std::string defer_rcpt_containing;
   // Delay before each write of replies.
   std::chrono::milliseconds reply_delay{0};
   std::uint64_t seed = 1;

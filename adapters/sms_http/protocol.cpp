@@ -194,7 +194,7 @@ std::string_view without_query(std::string_view url) { return url.substr(0, url.
 
 std::string gateway_name(const gateway_config& cfg) {
   std::string_view url = without_query(cfg.url);
-  std::string name = "sms gateway ";
+  std::string name;
   const auto scheme_end = url.find("://");
   const auto authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
   const auto path = url.find('/', authority);

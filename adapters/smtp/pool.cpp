@@ -255,6 +255,9 @@ struct pool::impl final : delivery_source, delivery_listener {
       // While suspended only the probe connects: one attempt per backoff, not one per connection.
       if (closed || !(c.probe || (!queue.empty() && !suspended()))) {
         --connecting;
+        // Suspended by another shard while this connection waited to reconnect: what waits
+        // here goes back unsent, and this pool watches the path too.
+        if (!closed && !queue.empty()) schedule_hand_back();
         break;
       }
       c.deadline.reset();

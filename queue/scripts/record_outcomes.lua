@@ -5,7 +5,8 @@
 --       5 inflight (hash), 6 retry (sorted set), 7 dead (stream); one campaign, one hash tag.
 -- ARGV: 1 consumer group, 2 now (RFC 3339), then 9 per record: entry id, state (sent, failed,
 --       skipped, ambiguous, retry or release), member id, reason, flags ('r': resent), attempts,
---       reply, retry delay in ms, paused.
+--       reply, retry delay in ms, paused, deferred (ms since the epoch of the first transient
+--       answer, 0: none).
 -- Returns {recorded, done, counted}: done = 1 if this call completed the campaign; counted has
 -- one number per record: 0 not counted (already recorded, or a release), 1 counted as given,
 -- 2 a retry recorded `failed` instead because its entry is no longer in the stream.
@@ -45,7 +46,7 @@ local function now_ms()
   return clock
 end
 
-for i = 3, #ARGV, 9 do
+for i = 3, #ARGV, 10 do
   local id, state, member, reason, flags = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local attempts, reply = ARGV[i + 5], ARGV[i + 6]
   local c = 0
@@ -56,14 +57,15 @@ for i = 3, #ARGV, 9 do
     if state == 'retry' then
       f = entry_fields(id)
       if f then
-        -- The retry carries the entry's own fields; attempt, paused and origin are rewritten.
+        -- The retry carries the entry's own fields; attempt, paused, deferred and origin are
+        -- rewritten.
         local out = {}
         local origin = id
         for j = 1, #f, 2 do
           local name = f[j]
           if name == 'origin' then
             origin = f[j + 1]
-          elseif name ~= 'attempt' and name ~= 'paused' then
+          elseif name ~= 'attempt' and name ~= 'paused' and name ~= 'deferred' then
             out[#out + 1] = name
             out[#out + 1] = f[j + 1]
           end
@@ -72,6 +74,10 @@ for i = 3, #ARGV, 9 do
         out[#out + 1] = attempts
         out[#out + 1] = 'paused'
         out[#out + 1] = ARGV[i + 8]
+        if ARGV[i + 9] ~= '0' and ARGV[i + 9] ~= '' then
+          out[#out + 1] = 'deferred'
+          out[#out + 1] = ARGV[i + 9]
+        end
         out[#out + 1] = 'origin'
         out[#out + 1] = origin
         local due = string.format('%.0f', now_ms() + tonumber(ARGV[i + 7]))

@@ -52,6 +52,7 @@ std::unique_ptr<campaign> make_campaign(const config& cfg, std::string id, queue
   }
   c->renderer = campaign_renderer::compile(c->def, cfg).value();
   c->policy = &cfg.policy(c->def.category);
+  c->retry = {.max_attempts = 3, .first = std::chrono::milliseconds(1000), .cap = std::chrono::milliseconds(60000)};
   c->stream_key = "s:" + c->def.id;
   c->inflight_key = "i:" + c->def.id;
   c->urgent = priority >= urgent_priority;
@@ -92,12 +93,11 @@ struct fixture {
     pipeline_options o;
     o.window = 8;
     o.send_window = 4;
-    o.max_attempts = 3;
-    o.retry_backoff = 1000ms;
     return o;
   }();
   std::unique_ptr<pipeline> p = std::make_unique<pipeline>(opt, no_limits, obs);
   std::chrono::steady_clock::time_point t0{std::chrono::seconds(1000)};
+  static constexpr std::int64_t wall0 = 1796176350000;  // 2026-12-02, ms since the epoch
 
   // ready -> marking -> on_wire for everything ready, consent fine.
   std::vector<std::uint32_t> mark_all(const std::optional<std::string>& problem = std::nullopt, bool stopping = false) {
@@ -151,7 +151,7 @@ TEST_CASE("pipeline: read, marked, on the wire, answered, recorded, free again")
   f.p->sends().clear();
   check_invariants(*f.p);
 
-  f.p->answered(f.answer(idx, adapters::outcome::accepted), 0, f.t0 + 5ms);
+  f.p->answered(f.answer(idx, adapters::outcome::accepted), 0, f.t0 + 5ms, f.wall0);
   CHECK(f.p->at(idx).state == slot_state::answered);
   CHECK(f.p->records_waiting() == 1);
   CHECK(f.obs.answers == 1);
@@ -336,7 +336,7 @@ TEST_CASE("pipeline: a pause hands back what waits and lets what is on the wire 
     if (p.at(i).state != slot_state::on_wire) continue;
     adapters::delivery d = p.at(i).d;
     d.result = adapters::outcome::accepted;
-    p.answered(d, 0, f.t0);
+    p.answered(d, 0, f.t0, f.wall0);
   }
   CHECK(p.records_waiting() == 2);
 }
@@ -387,11 +387,12 @@ TEST_CASE("pipeline: transient answers retry with backoff until the attempts are
   auto c = make_campaign(f.cfg, "c1");
   f.p->admit(*c, entry("1-0"), nullptr, f.t0);
   auto idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.3.0 try later"), 999999, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.3.0 try later"), 999999, f.t0, f.wall0);
   const auto& s = f.p->at(idx);
   CHECK(s.kind == record_kind::retry);
-  CHECK(s.retry_in_ms >= 0);
-  CHECK(s.retry_in_ms <= 1000);  // the first retry: uniform in [0, base]
+  CHECK(s.retry_in_ms >= 1000);  // the first retry: the first wait, plus up to a quarter
+  CHECK(s.retry_in_ms <= 1250);
+  CHECK(s.deferred_since_ms == f.wall0);  // the age of the deferral counts from here
   CHECK(s.reason == "451 4.3.0 try later");
   f.record_all();
   CHECK(f.obs.counts.back() == std::pair<std::string, std::string>{"1-0", "retry"});
@@ -402,7 +403,7 @@ TEST_CASE("pipeline: transient answers retry with backoff until the attempts are
   f.p->admit(*c, due, nullptr, f.t0);
   idx = f.mark_all()[0];
   CHECK(f.p->at(idx).attempts == 3);
-  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.3.0 try later"), 7, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.3.0 try later"), 7, f.t0, f.wall0);
   CHECK(f.p->at(idx).kind == record_kind::final);
   CHECK(f.p->at(idx).outcome == final_state::failed);
   CHECK(f.p->at(idx).reason == "gave up after 3 attempts: 451 4.3.0 try later");
@@ -413,7 +414,7 @@ TEST_CASE("pipeline: transient answers retry with backoff until the attempts are
   paused.attempt = 2;
   f.p->admit(*c, paused, nullptr, f.t0);
   idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::transient, "429 slow down", 2000ms), 0, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "429 slow down", 2000ms), 0, f.t0, f.wall0);
   CHECK(f.p->at(idx).kind == record_kind::retry);
   CHECK(f.p->at(idx).attempts == 2);
   CHECK(f.p->at(idx).paused_retries == 1);
@@ -423,9 +424,41 @@ TEST_CASE("pipeline: transient answers retry with backoff until the attempts are
   // A retry whose entry vanished before it was recorded: Redis records it failed instead.
   f.p->admit(*c, entry("9-0"), nullptr, f.t0);
   idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::transient, "451"), 1, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "451"), 1, f.t0, f.wall0);
   f.record_all(queue::record_count::retry_failed);
   CHECK(f.obs.counts.back() == std::pair<std::string, std::string>{"9-0", "failed"});
+  check_invariants(*f.p);
+}
+
+TEST_CASE("pipeline: a message deferred longer than max_retry_age is failed with its last reply") {
+  fixture f;
+  auto c = make_campaign(f.cfg, "c1");
+  c->retry = {.max_attempts = 0, .first = 60000ms, .cap = 3600000ms, .max_age = std::chrono::hours(24)};
+  // Moved back from the retry set, first deferred 23 h 30 min ago: a 60-minute wait would pass 24 h.
+  auto old = entry("1-0");
+  old.attempt = 20;
+  old.deferred_ms = f.wall0 - (23 * 60 + 30) * 60 * 1000LL;
+  f.p->admit(*c, old, nullptr, f.t0);
+  auto idx = f.mark_all()[0];
+  CHECK(f.p->at(idx).deferred_since_ms == old.deferred_ms);
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.7.1 greylisted"), 0, f.t0, f.wall0);
+  CHECK(f.p->at(idx).kind == record_kind::final);
+  CHECK(f.p->at(idx).outcome == final_state::failed);
+  CHECK(f.p->at(idx).reason.find("max_retry_age") != std::string::npos);
+  CHECK(f.p->at(idx).reason.find("451 4.7.1 greylisted") != std::string::npos);
+  f.record_all();
+
+  // Deferred 2 h ago: retried, and the first deferral is kept (it goes back to Redis with it).
+  auto young = entry("2-0");
+  young.attempt = 3;
+  young.deferred_ms = f.wall0 - 2 * 3600 * 1000LL;
+  f.p->admit(*c, young, nullptr, f.t0);
+  idx = f.mark_all()[0];
+  f.p->answered(f.answer(idx, adapters::outcome::transient, "451 4.7.1 greylisted"), 0, f.t0, f.wall0);
+  CHECK(f.p->at(idx).kind == record_kind::retry);
+  CHECK(f.p->at(idx).retry_in_ms >= 3600000);  // 1 min x 4^3 = 64 min, capped at 60
+  CHECK(f.p->at(idx).deferred_since_ms == young.deferred_ms);
+  f.record_all();
   check_invariants(*f.p);
 }
 
@@ -436,7 +469,7 @@ TEST_CASE("pipeline: a message handed back unsent (the path failed) is not an at
   last.attempt = 2;  // one attempt left: an attempt charged now would fail it
   f.p->admit(*c, last, nullptr, f.t0);
   auto idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0, f.wall0);
   CHECK(f.p->at(idx).kind == record_kind::retry);
   CHECK(f.p->at(idx).attempts == 2);
   CHECK(f.p->at(idx).paused_retries == 1);
@@ -448,7 +481,7 @@ TEST_CASE("pipeline: a message handed back unsent (the path failed) is not an at
   // Without a probe time it still waits a second, never a tight loop.
   f.p->admit(*c, entry("2-0"), nullptr, f.t0);
   idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: relay closed"), 0, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: relay closed"), 0, f.t0, f.wall0);
   CHECK(f.p->at(idx).kind == record_kind::retry);
   CHECK(f.p->at(idx).attempts == 0);
   CHECK(f.p->at(idx).retry_in_ms == 1000);
@@ -460,7 +493,7 @@ TEST_CASE("pipeline: a message handed back unsent (the path failed) is not an at
   worn.paused = max_paused_retries;
   f.p->admit(*c, worn, nullptr, f.t0);
   idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::unsent, "local: cannot connect", 8000ms), 0, f.t0, f.wall0);
   CHECK(f.p->at(idx).kind == record_kind::final);
   CHECK(f.p->at(idx).outcome == final_state::failed);
   f.record_all();
@@ -473,8 +506,8 @@ TEST_CASE("pipeline: permanent and ambiguous answers are final with the reply") 
   f.p->admit(*c, entry("1-0"), nullptr, f.t0);
   f.p->admit(*c, entry("2-0"), nullptr, f.t0);
   auto batch = f.mark_all();
-  f.p->answered(f.answer(batch[0], adapters::outcome::permanent, "550 5.1.1 no such user"), 0, f.t0);
-  f.p->answered(f.answer(batch[1], adapters::outcome::ambiguous, "local: connection lost after the final dot"), 0, f.t0);
+  f.p->answered(f.answer(batch[0], adapters::outcome::permanent, "550 5.1.1 no such user"), 0, f.t0, f.wall0);
+  f.p->answered(f.answer(batch[1], adapters::outcome::ambiguous, "local: connection lost after the final dot"), 0, f.t0, f.wall0);
   CHECK(f.p->at(batch[0]).outcome == final_state::failed);
   CHECK(f.p->at(batch[0]).reason == "550 5.1.1 no such user");
   CHECK(f.p->at(batch[1]).outcome == final_state::ambiguous);
@@ -499,7 +532,7 @@ TEST_CASE("pipeline: the send window bounds what is marked and unanswered; the u
   f.p->batch_done();
   CHECK(f.p->on_wire() == 4);
   CHECK_FALSE(f.p->wants_marks());  // the window is full
-  f.p->answered(f.answer(batch[0], adapters::outcome::accepted), 0, f.t0);
+  f.p->answered(f.answer(batch[0], adapters::outcome::accepted), 0, f.t0, f.wall0);
   CHECK(f.p->wants_marks());
   CHECK(f.p->take_mark_batch().size() == 1);
 }
@@ -526,7 +559,7 @@ TEST_CASE("pipeline: a refused or abandoned recording frees the slots without co
   auto c = make_campaign(f.cfg, "c1");
   f.p->admit(*c, entry("1-0"), nullptr, f.t0);
   auto idx = f.mark_all()[0];
-  f.p->answered(f.answer(idx, adapters::outcome::accepted), 0, f.t0);
+  f.p->answered(f.answer(idx, adapters::outcome::accepted), 0, f.t0, f.wall0);
   for (auto& b : f.p->take_records()) f.p->abandon(b);
   CHECK(f.obs.counts.empty());
   CHECK(f.p->free_slots() == f.p->capacity());

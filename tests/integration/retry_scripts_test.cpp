@@ -60,11 +60,11 @@ std::vector<std::int64_t> counted(const redisReply* r) {
 
 }  // namespace
 
-TEST_CASE("scripts: a retry is scheduled once, moved back only when due, with attempt, paused and origin") {
+TEST_CASE("scripts: a retry is scheduled once, moved back only when due, with attempt, paused, deferred and origin") {
   script_fixture f;
   auto ids = f.campaign(2);
   REQUIRE(ids.size() == 2);
-  std::vector<queue::outcome_record> recs{{ids[0], std::nullopt, "M0", "451 later", false, 1, "451 later", 0, 0},
+  std::vector<queue::outcome_record> recs{{ids[0], std::nullopt, "M0", "451 later", false, 1, "451 later", 0, 0, 1796176350912},
                                           {ids[1], std::nullopt, "M1", "451 later", false, 2, "451 later", 60000, 3}};
   auto first = f.record(recs);
   CHECK(counted(first[0].get()) == std::vector<std::int64_t>{1, 1});
@@ -93,17 +93,19 @@ TEST_CASE("scripts: a retry is scheduled once, moved back only when due, with at
   CHECK(e["data"] == "{\"n\":0}");
   CHECK(e["attempt"] == "1");
   CHECK(e["paused"] == "0");
+  CHECK(e["deferred"] == "1796176350912");
   CHECK(e["origin"] == ids[0]);
 
   // Retried again and again: the origin stays the portal's entry, attempt is replaced, not repeated.
-  f.record({{again[0], std::nullopt, "M0", "451 later", false, 2, "451 later", 0, 1}});
+  f.record({{again[0], std::nullopt, "M0", "451 later", false, 2, "451 later", 0, 1, 1796176350912}});
   f.exec(move);
   auto third = f.read_new();
   REQUIRE(third.size() == 1);
   entries = stream_records(f.redis, k.recipients("c"));
   auto& e3 = entries.back().fields;
-  CHECK(e3.size() == 6);
+  CHECK(e3.size() == 7);
   CHECK(e3["origin"] == ids[0]);
+  CHECK(e3["deferred"] == "1796176350912");
   CHECK(e3["attempt"] == "2");
   CHECK(e3["paused"] == "1");
 
@@ -114,6 +116,7 @@ TEST_CASE("scripts: a retry is scheduled once, moved back only when due, with at
   queue::for_each_entry_in(r[0].get(), [&](const queue::stream_entry& se) {
     CHECK(se.attempt == 2);
     CHECK(se.paused == 1);
+    CHECK(se.deferred_ms == 1796176350912);
     CHECK(se.origin == ids[0]);
     CHECK(se.well_formed);
   });

@@ -65,18 +65,18 @@ TEST_CASE("schema: hostile campaign fields are refused with the field named") {
   CHECK(refused({{"priority", "1"}}).find("missing") != std::string::npos);
 }
 
-TEST_CASE("schema: recording outcomes is one EVALSHA with seven keys and nine arguments per record") {
+TEST_CASE("schema: recording outcomes is one EVALSHA with seven keys and ten arguments per record") {
   request req;
   std::vector<outcome_record> recs{
       {"1-0", final_state::sent, "m1", "", false, 1, "250 2.0.0 Ok", std::nullopt, 0},
       {"2-0", final_state::skipped, "m2", "invalid address", false, 0, "", std::nullopt, 0},
-      {"3-0", std::nullopt, "m3", "451 4.3.0 Try later", true, 2, "451 4.3.0 Try later", 1500, 1},
+      {"3-0", std::nullopt, "m3", "451 4.3.0 Try later", true, 2, "451 4.3.0 Try later", 1500, 1, 1796176350912},
       {"4-0", std::nullopt, "m4", "", false, 0, "", std::nullopt, 0}};
   append_record_outcomes(req, keys("p:"), "c1", "2026-11-23T00:00:00.000Z", recs);
   CHECK(req.commands() == 1);
   const auto& p = req.payload();
-  // EVALSHA sha1 numkeys + 7 keys + group, now + 4 x 9
-  CHECK(p.rfind("*48\r\n$7\r\nEVALSHA\r\n$40\r\n" + std::string(record_outcomes_script.sha1) + "\r\n$1\r\n7\r\n", 0) == 0);
+  // EVALSHA sha1 numkeys + 7 keys + group, now + 4 x 10
+  CHECK(p.rfind("*52\r\n$7\r\nEVALSHA\r\n$40\r\n" + std::string(record_outcomes_script.sha1) + "\r\n$1\r\n7\r\n", 0) == 0);
   REQUIRE(req.script_calls().size() == 1);
   CHECK(req.script_calls()[0].called == &record_outcomes_script);
   CHECK(p.find("$1\r\n7\r\n$26\r\np:campaign:{c1}:recipients\r\n") != std::string::npos);
@@ -87,7 +87,7 @@ TEST_CASE("schema: recording outcomes is one EVALSHA with seven keys and nine ar
   CHECK(p.find("$7\r\nskipped\r\n$2\r\nm2\r\n$15\r\ninvalid address\r\n$0\r\n\r\n$1\r\n0\r\n$0\r\n\r\n") != std::string::npos);
   // A retry: state `retry`, the resent flag, attempts, the reply, the delay and the pauses.
   CHECK(p.find("$3\r\n3-0\r\n$5\r\nretry\r\n$2\r\nm3\r\n$19\r\n451 4.3.0 Try later\r\n$1\r\nr\r\n$1\r\n2\r\n"
-               "$19\r\n451 4.3.0 Try later\r\n$4\r\n1500\r\n$1\r\n1\r\n") != std::string::npos);
+               "$19\r\n451 4.3.0 Try later\r\n$4\r\n1500\r\n$1\r\n1\r\n$13\r\n1796176350912\r\n") != std::string::npos);
   CHECK(p.find("$3\r\n4-0\r\n$7\r\nrelease\r\n") != std::string::npos);
 }
 

@@ -124,7 +124,7 @@ inline fs::path write_config(const temp_dir& dir, const redis_server& redis, std
   auto path = dir / "budstikke.yaml";
   std::ofstream out(path);
   out << "redis:\n  url: " << redis.url() << "\n"
-      << "engine:\n  workers: 2\n  window: 500\n  retry_backoff_ms: 20\n  idle_poll_ms: 100\n"
+      << "engine:\n  workers: 2\n  window: 500\n  retry_backoff_ms: 20\n  retry_backoff_max_ms: 200\n  idle_poll_ms: 100\n"
       << "  admin_listen: 127.0.0.1:0\n"  // any free port: tests run side by side
       << extra_engine
       << "smtp:\n  host: 127.0.0.1\n  port: " << relay_port << "\n  connections: 4\n"

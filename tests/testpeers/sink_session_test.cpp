@@ -17,7 +17,7 @@ struct fake_host final : session_host {
   dot_fate fate = dot_fate::accept;
   std::uint64_t limit = 0;
 
-  bool rcpt_transient() override { return transient_rcpt; }
+  bool rcpt_transient(std::string_view) override { return transient_rcpt; }
   bool rcpt_rejected(std::string_view a) override { return a.find("reject") != std::string_view::npos; }
   dot_fate on_dot() override { return fate; }
   std::uint64_t on_message(std::string_view, const std::vector<std::string>& rcpts, std::size_t n,

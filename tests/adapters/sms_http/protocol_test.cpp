@@ -237,9 +237,9 @@ TEST_CASE("sms answer: transport failures before and after the request went out"
 TEST_CASE("sms gateway: its name and the probe's URL carry no credentials and no query") {
   gateway_config c;
   c.url = "http://127.0.0.1:13013/cgi-bin/sendsms";
-  CHECK(gateway_name(c) == "sms gateway http://127.0.0.1:13013/cgi-bin/sendsms");
+  CHECK(gateway_name(c) == "http://127.0.0.1:13013/cgi-bin/sendsms");
   CHECK(probe_url(c) == "http://127.0.0.1:13013/cgi-bin/sendsms");
   c.url = "https://user:secret@sms.example/v1/messages?key=abc#x";
-  CHECK(gateway_name(c) == "sms gateway https://sms.example/v1/messages");
+  CHECK(gateway_name(c) == "https://sms.example/v1/messages");
   CHECK(probe_url(c) == "https://user:secret@sms.example/v1/messages");
 }
