@@ -213,18 +213,28 @@ wait_port() {
   echo "dev.sh: nothing listens on 127.0.0.1:$1" >&2; return 1
 }
 
+# What the demo started and where, global: its EXIT trap runs after demo() has returned.
+DEMO_WORK=""
+DEMO_PIDS=()
+demo_cleanup() {
+  local p
+  for p in "${DEMO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${DEMO_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$DEMO_WORK" ]; then rm -rf "$DEMO_WORK"; fi
+}
+
 demo() {
-  local bin="$BUILD/budstikke" work pids=()
+  local bin="$BUILD/budstikke" work
   work=$(mktemp -d /tmp/budstikke-demo-XXXXXX)
-  cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-  trap cleanup EXIT
+  DEMO_WORK=$work
+  trap demo_cleanup EXIT
 
   local redis_port sink_port
   redis_port=$(free_port)
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-    --logfile "$work/redis.log" & pids+=($!)
+    --logfile "$work/redis.log" & DEMO_PIDS+=($!)
   sink_port=$(free_port)
-  "$bin" sink smtp --listen "127.0.0.1:$sink_port" >"$work/sink.log" 2>&1 & pids+=($!)
+  "$bin" sink smtp --listen "127.0.0.1:$sink_port" >"$work/sink.log" 2>&1 & DEMO_PIDS+=($!)
   wait_port "$redis_port"
   wait_port "$sink_port"
   echo "redis-server on 127.0.0.1:$redis_port, SMTP sink on 127.0.0.1:$sink_port"

@@ -165,3 +165,47 @@ TEST_CASE("e2e kannel: POST and UCS-2 by hand, and wrong credentials are refused
   CHECK(refused.code == 1);
   CHECK(refused.output.find("permanent (403 Authorization failed for sendsms)") != std::string::npos);
 }
+
+// A gateway outage with the real thing: smsbox (Kannel's HTTP side) is down when the campaign
+// starts and comes back on its port; nothing is failed, and the SMSC gets each number once.
+TEST_CASE("e2e kannel: smsbox down at the start: the campaign waits, then every member once") {
+  if (!kannel_installed()) return;
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto k = start_kannel(dir);
+  fake_smsc smsc(k.smsc_port);
+  k.smsbox.stop();
+  std::ofstream(dir / "sms-password") << "hemmelig\n";
+  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(k.sendsms_port) + "/cgi-bin/sendsms",
+                                 "    kind: kannel\n    username: budstikke\n    password_file: " +
+                                     (dir / "sms-password").string() + "\n    connect_timeout_ms: 500\n");
+  constexpr int n = 100;
+  enqueue_sms(dir, config, "kannel-down", write_sms_members(dir, n));
+  auto engine = spawn_cli(dir, {"run", "--config", config.string(), "--until-idle"}, "engine.log");
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  auto s = campaign_status(dir, config, "kannel-down");
+  CHECK(field(s, "sent") == 0);
+  CHECK(field(s, "failed") == 0);
+  REQUIRE(s.at("paths").as_array().size() == 1);
+  CHECK(s.at("paths").as_array()[0].as_object().at("state").as_string() == "suspended");
+  k.smsbox = support::child_process::spawn({smsbox_bin, (dir / "kannel.conf").string()}, (dir / "smsbox-2.out").string());
+  REQUIRE(support::wait_for_port(k.sendsms_port, std::chrono::seconds(10)));
+  auto status = engine.wait_for(std::chrono::seconds(120));
+  INFO(slurp(dir / "engine.log"));
+  REQUIRE(status);
+  CHECK(status->code == 0);
+
+  s = campaign_status(dir, config, "kannel-down");
+  require_adds_up(s, n);
+  CHECK(field(s, "sent") == n);
+  CHECK(field(s, "failed") == 0);
+  auto lines = smsc.wait_for(n, std::chrono::seconds(30));
+  std::map<std::string, int> receivers;
+  for (auto& l : lines) {
+    auto first = l.find(' '), second = l.find(' ', first + 1);
+    REQUIRE(second != std::string::npos);
+    ++receivers[l.substr(first + 1, second - first - 1)];
+  }
+  CHECK(receivers.size() == static_cast<std::size_t>(n));
+  for (auto& [number, count] : receivers) CHECK(count == 1);
+}
