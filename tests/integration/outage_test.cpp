@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <thread>
 
+#include "testpeers/http_client.hpp"
 #include "testpeers/throwaway_cert.hpp"
 #include "tests/integration/sms.hpp"
 
@@ -107,12 +108,20 @@ TEST_CASE("outage: the relay is down when the campaign starts; nothing fails, ea
   CHECK(path.at("kind").as_string() == "smtp");
   CHECK(path.at("path").as_string() == "127.0.0.1:" + std::to_string(port));
   CHECK(path.at("reason").as_string().size() > 0);
+  // /metrics says so too: the path is down, suspended once.
+  const budstikke::support::host_port admin{"127.0.0.1", admin_port_from_log(dir / "engine.log")};
+  auto metrics = budstikke::testpeers::http_get(admin, "/metrics", 5s);
+  REQUIRE(metrics);
+  const auto series = "{kind=\"smtp\",path=\"127.0.0.1:" + std::to_string(port) + "\"}";
+  CHECK(metrics->body.find("budstikke_path_up" + series + " 0\n") != std::string::npos);
+  CHECK(metrics->body.find("budstikke_path_suspensions_total" + series + " 1\n") != std::string::npos);
   std::this_thread::sleep_for(outage - (steady_clock::now() - started));
   auto sink = start_own_sink(dir, {"--maildir", maildir.string()}, port);
   CHECK(wait_engine(engine, dir, "engine.log", 600s) == 0);
   auto took = steady_clock::now() - started;
 
   auto s = campaign_status(dir, config, "down-at-start");
+  CHECK(s.at("paths").as_array().empty());  // a stopped engine takes its reports with it
   require_nothing_failed(s, n);
   CHECK(field(s, "sent") == n);
   require_each_once(arrivals(maildir), n);
