@@ -105,6 +105,27 @@ bool kannel_installed() {
   return false;
 }
 
+// The engine's config for the kannel kind against `k`'s smsbox, with its sendsms user.
+fs::path kannel_config(const temp_dir& dir, const redis_server& redis, const kannel& k, const std::string& extra = "") {
+  std::ofstream(dir / "sms-password") << "hemmelig\n";
+  return write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(k.sendsms_port) + "/cgi-bin/sendsms",
+                          "    kind: kannel\n    username: budstikke\n    password_file: " +
+                              (dir / "sms-password").string() + "\n" + extra);
+}
+
+// The fake SMSC's lines ("Forbundet +4790000000 text Hei Åse 0! ..."): receiver -> messages.
+std::map<std::string, int> receivers_of(const std::vector<std::string>& lines) {
+  std::map<std::string, int> receivers;
+  for (auto& l : lines) {
+    auto first = l.find(' '), second = l.find(' ', first + 1);
+    REQUIRE(second != std::string::npos);
+    CHECK(l.substr(0, first) == "Forbundet");
+    ++receivers[l.substr(first + 1, second - first - 1)];
+    CHECK(l.substr(second + 1, 5) == "text ");
+  }
+  return receivers;
+}
+
 }  // namespace
 
 TEST_CASE("e2e kannel: a campaign through a real bearerbox and smsbox reaches the SMSC once per member") {
@@ -113,10 +134,7 @@ TEST_CASE("e2e kannel: a campaign through a real bearerbox and smsbox reaches th
   auto redis = start_redis(dir);
   auto k = start_kannel(dir);
   fake_smsc smsc(k.smsc_port);
-  std::ofstream(dir / "sms-password") << "hemmelig\n";
-  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(k.sendsms_port) + "/cgi-bin/sendsms",
-                                 "    kind: kannel\n    username: budstikke\n    password_file: " +
-                                     (dir / "sms-password").string() + "\n");
+  auto config = kannel_config(dir, redis, k);
   constexpr int n = 200;
   enqueue_sms(dir, config, "kannel", write_sms_members(dir, n, {{3, "22 22 22 22"}}));
   run_until_idle(dir, config);
@@ -127,15 +145,7 @@ TEST_CASE("e2e kannel: a campaign through a real bearerbox and smsbox reaches th
 
   auto lines = smsc.wait_for(n - 1, std::chrono::seconds(30));
   REQUIRE(lines.size() == static_cast<std::size_t>(n - 1));
-  std::map<std::string, int> receivers;
-  for (auto& l : lines) {
-    // "Forbundet +4790000000 text Hei Åse 0! ..."
-    auto first = l.find(' '), second = l.find(' ', first + 1);
-    REQUIRE(second != std::string::npos);
-    CHECK(l.substr(0, first) == "Forbundet");
-    ++receivers[l.substr(first + 1, second - first - 1)];
-    CHECK(l.substr(second + 1, 5) == "text ");
-  }
+  auto receivers = receivers_of(lines);
   CHECK(receivers.size() == static_cast<std::size_t>(n - 1));
   for (auto& [number, count] : receivers) CHECK(count == 1);
   CHECK(receivers.count("+4790000000") == 1);
@@ -175,10 +185,7 @@ TEST_CASE("e2e kannel: smsbox down at the start: the campaign waits, then every 
   auto k = start_kannel(dir);
   fake_smsc smsc(k.smsc_port);
   k.smsbox.stop();
-  std::ofstream(dir / "sms-password") << "hemmelig\n";
-  auto config = write_sms_config(dir, redis, "http://127.0.0.1:" + std::to_string(k.sendsms_port) + "/cgi-bin/sendsms",
-                                 "    kind: kannel\n    username: budstikke\n    password_file: " +
-                                     (dir / "sms-password").string() + "\n    connect_timeout_ms: 500\n");
+  auto config = kannel_config(dir, redis, k, "    connect_timeout_ms: 500\n");
   constexpr int n = 100;
   enqueue_sms(dir, config, "kannel-down", write_sms_members(dir, n));
   auto engine = spawn_cli(dir, {"run", "--config", config.string(), "--until-idle"}, "engine.log");
@@ -200,12 +207,7 @@ TEST_CASE("e2e kannel: smsbox down at the start: the campaign waits, then every 
   CHECK(field(s, "sent") == n);
   CHECK(field(s, "failed") == 0);
   auto lines = smsc.wait_for(n, std::chrono::seconds(30));
-  std::map<std::string, int> receivers;
-  for (auto& l : lines) {
-    auto first = l.find(' '), second = l.find(' ', first + 1);
-    REQUIRE(second != std::string::npos);
-    ++receivers[l.substr(first + 1, second - first - 1)];
-  }
+  auto receivers = receivers_of(lines);
   CHECK(receivers.size() == static_cast<std::size_t>(n));
   for (auto& [number, count] : receivers) CHECK(count == 1);
 }
