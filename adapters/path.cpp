@@ -1,5 +1,7 @@
 #include "adapters/path.hpp"
 
+#include <algorithm>
+
 namespace budstikke::adapters {
 
 const char* to_string(path_status s) noexcept {
@@ -53,6 +55,21 @@ bool path_health::take_probe(clock::time_point now, std::chrono::milliseconds pr
   probe_taken_ = now;
   ++state_.generation;
   return true;
+}
+
+std::chrono::milliseconds time_until(path_health::clock::time_point t, path_health::clock::time_point now) {
+  return std::chrono::ceil<std::chrono::milliseconds>(std::max(path_health::clock::duration::zero(), t - now));
+}
+
+path_event event_of(std::string_view kind, std::string_view name, const path_health::view& view,
+                    path_health::clock::time_point now) {
+  return {.kind = kind,
+          .name = name,
+          .usable = view.usable(),
+          .any_usable = view.usable(),
+          .reason = view.reason,
+          .since = view.since,
+          .next_probe = view.usable() ? std::chrono::milliseconds(0) : time_until(view.next_probe, now)};
 }
 
 path_health::view path_health::snapshot() const {

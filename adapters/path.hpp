@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "adapters/delivery.hpp"
 #include "support/backoff.hpp"
 
 namespace budstikke::adapters {
@@ -61,6 +62,14 @@ class path_health {
   std::uint32_t failures_ = 0;  // consecutive, since it was last up
   clock::time_point probe_taken_{};
 };
+
+// From `now` until `t` in whole milliseconds, rounded up; 0 once `t` has passed.
+std::chrono::milliseconds time_until(path_health::clock::time_point t, path_health::clock::time_point now);
+
+// What a listener is told of `view` (a path of `kind` named `name`) at `now`. The event's strings
+// are views of `kind`, `name` and `view.reason`.
+path_event event_of(std::string_view kind, std::string_view name, const path_health::view& view,
+                    path_health::clock::time_point now);
 
 // The paths of one kind by name ("127.0.0.1:2525"), each created on first use. Held by the
 // configuration, so every shard's adapter for the same relay finds the same path_health.

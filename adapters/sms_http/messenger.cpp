@@ -325,18 +325,14 @@ class gateway final : public sms_messenger, transfer_listener {
   std::chrono::milliseconds path_failed(std::string_view reason) {
     const auto now = path_health::clock::now();
     if (health_->failed(reason, now, next_random(), cfg_.probes())) log_path_change("sms gateway suspended", reason);
-    return until(health_->snapshot().next_probe, now);
-  }
-
-  static std::chrono::milliseconds until(path_health::clock::time_point t, path_health::clock::time_point now) {
-    return std::chrono::ceil<std::chrono::milliseconds>(std::max(path_health::clock::duration::zero(), t - now));
+    return time_until(health_->snapshot().next_probe, now);
   }
 
   // What waits goes back unsent, to be retried after the next probe.
   void hand_back_unsent() {
     if (waiting_.empty()) return;
     const auto view = health_->snapshot();
-    const auto wait = until(view.next_probe, path_health::clock::now());
+    const auto wait = time_until(view.next_probe, path_health::clock::now());
     while (!waiting_.empty()) {
       delivery* d = waiting_.front();
       waiting_.pop_front();
@@ -353,14 +349,7 @@ class gateway final : public sms_messenger, transfer_listener {
     const auto view = health_->snapshot();
     if (view.generation != reported_generation_) {
       reported_generation_ = view.generation;
-      listener_.on_path_state({.kind = "sms",
-                               .name = path_name_,
-                               .usable = view.usable(),
-                               .any_usable = view.usable(),
-                               .reason = view.reason,
-                               .since = view.since,
-                               .next_probe = view.usable() ? std::chrono::milliseconds(0)
-                                                           : until(view.next_probe, path_health::clock::now())});
+      listener_.on_path_state(event_of("sms", path_name_, view, path_health::clock::now()));
     }
     if (!view.usable()) watch_path(view.next_probe);
   }

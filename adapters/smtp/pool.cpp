@@ -205,8 +205,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   // Not sent through this relay, and not charged to the messages: they wait until the next probe.
   void hand_back_queue(std::string_view reason) {
     const auto next_probe = health->snapshot().next_probe;
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
-        std::max(clock_type::duration::zero(), std::max(next_probe, relay_down_until) - clock_type::now()));
+    const auto wait = time_until(std::max(next_probe, relay_down_until), clock_type::now());
     while (delivery* d = queue.pop()) {
       d->result = outcome::unsent;
       d->reply.assign(reason);
@@ -398,16 +397,7 @@ struct pool::impl final : delivery_source, delivery_listener {
         reported_usable = view.usable();
         if (reported_usable) ++st.resumed; else ++st.suspensions;
       }
-      const auto now = clock_type::now();
-      const auto next = std::chrono::ceil<std::chrono::milliseconds>(
-          std::max(clock_type::duration::zero(), view.next_probe - now));
-      user_listener.on_path_state({.kind = "smtp",
-                                   .name = relay_name,
-                                   .usable = view.usable(),
-                                   .any_usable = view.usable(),
-                                   .reason = view.reason,
-                                   .since = view.since,
-                                   .next_probe = view.usable() ? std::chrono::milliseconds(0) : next});
+      user_listener.on_path_state(event_of("smtp", relay_name, view, clock_type::now()));
     }
     if (!view.usable()) watch_path(view.next_probe);
   }
@@ -567,7 +557,7 @@ struct pool::impl final : delivery_source, delivery_listener {
   delivery_fifo queue;
   std::size_t live = 0, connecting = 0, established = 0;
   unsigned consecutive_failures = 0;
-  clock_type::time_point relay_down_until{};  // the next probe, while suspended
+  clock_type::time_point relay_down_until{};  // this pool's own reconnect wait after a failure
   std::shared_ptr<path_health> health;  // shared by every shard's pool for this relay
   bool reported_usable = true;           // what the listener was last told
   std::uint64_t reported_generation = 0;
