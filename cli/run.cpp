@@ -37,9 +37,12 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
   metrics::global().expect_shards(workers);
   // Its own thread, never a shard's loop; up before the shards so /healthz answers during start-up.
   std::unique_ptr<admin::server> admin;
-  if (!cfg.engine.admin_listen.empty()) {
-    admin = std::make_unique<admin::server>(*support::parse_host_port(cfg.engine.admin_listen), metrics::global(), &cfg);
+  if (auto listeners = admin::listeners_of(cfg.engine); !listeners.empty()) {
+    admin = std::make_unique<admin::server>(listeners, metrics::global(), &cfg, admin::limits_of(cfg.engine));
     log::info("admin listening", {{"listen", cfg.engine.admin_listen}, {"port", admin->port()}});
+    for (std::size_t i = 1; i < listeners.size(); ++i)
+      log::info(listeners[i].serves == admin::serves_probes ? "probes listening" : "unsubscribe listening",
+                {{"port", admin->port(i)}});
   }
 
   asio::io_context main_ioc(1);

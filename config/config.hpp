@@ -79,8 +79,14 @@ struct engine_config {
   std::chrono::milliseconds heartbeat_interval{2000};  // liveness key refresh
   std::chrono::milliseconds consumer_timeout{30000};   // a consumer silent this long is dead: its entries are reclaimed
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison: failed
-  // The admin HTTP port (/metrics, /healthz, /readyz): host:port; empty disables it.
+  // The admin HTTP port (/metrics, /healthz, /readyz, POST /unsubscribe): host:port; empty
+  // disables it (and the two below).
   std::string admin_listen = "127.0.0.1:9464";
+  std::string probe_listen;        // /healthz and /readyz only, on a listener of their own
+  std::string unsubscribe_listen;  // POST /unsubscribe only; admin_listen then no longer serves it
+  std::size_t admin_max_connections = 512;            // per listener
+  std::chrono::milliseconds admin_head_timeout{2000};  // a request head must arrive within this
+  std::size_t unsubscribe_rate_per_source = 10;        // POST /unsubscribe a second from one address
   // `run --until-idle --max-wait`: stop waiting for a suspended relay or gateway after this long
   // (exit 3, the work left pending); 0 = wait until it is back. Not a file key.
   std::chrono::milliseconds max_path_wait{0};

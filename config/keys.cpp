@@ -146,7 +146,23 @@ constexpr config_key<engine_config> engine_[]{
     text("admin_listen", &engine_config::admin_listen,
          "`HOST:PORT` (IPv6 as `[::1]:9464`; port 0 = any free port), or empty",
          "the admin HTTP port: `/metrics` (Prometheus), `/healthz`, `/readyz` (see [operations](operations.md)); "
-         "empty disables it. It has no authentication: keep it on loopback or a private network"),
+         "empty disables it (and the two listeners below). It has no authentication: keep it on loopback or a "
+         "private network"),
+    text("probe_listen", &engine_config::probe_listen, "`HOST:PORT`, or empty",
+         "a listener for `/healthz` and `/readyz` alone, for the orchestrator's probes: nothing else can take its "
+         "connections (they are still served on `admin_listen` too)", "none"),
+    text("unsubscribe_listen", &engine_config::unsubscribe_listen, "`HOST:PORT`, or empty",
+         "a listener for `POST /unsubscribe` alone, to face the public (or the portal's reverse proxy) without "
+         "exposing `/metrics`; `admin_listen` then no longer serves it",
+         "none: `admin_listen` serves it"),
+    whole("admin_max_connections", &engine_config::admin_max_connections, 1, 100000,
+          "connections each admin listener serves at once; the next 8 only for probes, beyond those a quick `503`"),
+    millis("admin_head_timeout_ms", &engine_config::admin_head_timeout, 100, 60000,
+           "a request's head (its line and headers) must arrive within this, or the connection is closed; an "
+           "idle keep-alive connection is closed after it too"),
+    whole("unsubscribe_rate_per_source", &engine_config::unsubscribe_rate_per_source, 1, 100000,
+          "`POST /unsubscribe` requests a second from one address (IPv6: one /64), in bursts of twice that; "
+          "beyond, `429`"),
 };
 
 constexpr config_key<category_policy> categories_[]{

@@ -493,12 +493,15 @@ config load_config(const std::string& path) {
   auto& e = cfg.engine;
   section_reader eng(path, "engine");
   eng.bind(engine_keys, e);
-  eng.custom("admin_listen", [&](const YAML::Node& n) {
-    if (!n.IsScalar()) eng.fail(n, "admin_listen", "expected HOST:PORT or an empty string");
-    if (!n.Scalar().empty() && !support::parse_host_port(n.Scalar()))
-      eng.fail(n, "admin_listen", fmt::format("'{}' is not HOST:PORT (IPv6 as [::1]:9464)", n.Scalar()));
-    e.admin_listen = n.Scalar();
-  });
+  for (auto [name, target] : {std::pair{"admin_listen", &e.admin_listen}, std::pair{"probe_listen", &e.probe_listen},
+                               std::pair{"unsubscribe_listen", &e.unsubscribe_listen}}) {
+    eng.custom(name, [&eng, name, target](const YAML::Node& n) {
+      if (!n.IsScalar()) eng.fail(n, name, "expected HOST:PORT or an empty string");
+      if (!n.Scalar().empty() && !support::parse_host_port(n.Scalar()))
+        eng.fail(n, name, fmt::format("'{}' is not HOST:PORT (IPv6 as [::1]:9464)", n.Scalar()));
+      *target = n.Scalar();
+    });
+  }
   eng.custom("tenant_weights", [&](const YAML::Node& n) {
     if (!n.IsMap()) eng.fail(n, "tenant_weights", "expected a mapping of tenant names to weights, e.g. {oslo: 2}");
     const auto range = *engine_keys.at("tenant_weights").range;

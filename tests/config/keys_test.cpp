@@ -136,6 +136,8 @@ struct test_environment {
 // Strings that the key's own reader checks: a value it accepts.
 const std::map<std::string, std::string> accepted_text{
     {"engine.admin_listen", "127.0.0.1:1"},
+    {"engine.probe_listen", "127.0.0.1:2"},
+    {"engine.unsubscribe_listen", "[::1]:3"},
     {"email.unsubscribe_url", "https://min.example/avmeld?t={token}"},
     {"email.unsubscribe_mailto", "mailto:avmeld@min.example?subject={token}"},
     {"sms.default_region", "SE"},

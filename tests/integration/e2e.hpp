@@ -163,17 +163,34 @@ inline void enqueue_newsletter(const temp_dir& dir, const fs::path& config, cons
   REQUIRE(r.code == 0);
 }
 
-// The port an engine logged as its admin port (the fixture's config says port 0).
-inline std::uint16_t admin_port_from_log(const fs::path& log) {
-  std::regex port_field(R"("msg":"admin listening".*"port":([0-9]+))");
+// One command's reply as text (INFO, CLIENT LIST, ...).
+inline std::string redis_text(const redis_server& redis, const std::vector<std::string>& args) {
+  std::string out;
+  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
+    queue::request req;
+    req.begin(args.size());
+    for (const auto& a : args) req.arg(a);
+    std::vector<queue::reply_ptr> replies;
+    auto ec = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(ec);
+    out = queue::as_string(replies[0].get());
+  });
+  return out;
+}
+
+// The port an engine logged for a listener ("admin listening", "unsubscribe listening",
+// "probes listening"; the fixture's config says port 0).
+inline std::uint16_t listener_port_from_log(const fs::path& log, const std::string& msg = "admin listening") {
+  std::regex port_field("\"msg\":\"" + msg + "\".*\"port\":([0-9]+)");
   for (int i = 0; i < 100; ++i) {
     std::smatch m;
     auto text = slurp(log);
     if (std::regex_search(text, m, port_field)) return static_cast<std::uint16_t>(std::stoi(m[1]));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  FAIL("the engine did not log its admin port: " << slurp(log));
+  FAIL("the engine did not log '" << msg << "': " << slurp(log));
   return 0;
 }
+inline std::uint16_t admin_port_from_log(const fs::path& log) { return listener_port_from_log(log); }
 
 }  // namespace budstikke::testing

@@ -11,20 +11,6 @@ namespace queue = budstikke::queue;
 
 namespace {
 
-std::string redis_text(const redis_server& redis, const std::vector<std::string>& args) {
-  std::string out;
-  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
-    queue::request req;
-    req.begin(args.size());
-    for (const auto& a : args) req.arg(a);
-    std::vector<queue::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    out = queue::as_string(replies[0].get());
-  });
-  return out;
-}
-
 struct script_stats {
   std::int64_t evalsha = 0, eval = 0, noscript = 0;
 };

@@ -10,6 +10,7 @@
 #include "queue/consent.hpp"
 #include "templates/unsubscribe.hpp"
 #include "tests/integration/e2e.hpp"
+#include "tests/support/redis_info.hpp"
 
 using namespace budstikke::testing;
 using budstikke::support::host_port;
@@ -20,8 +21,9 @@ namespace {
 
 constexpr const char* secret = "integration-test-secret-0123456789";
 
-fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis, std::uint16_t relay_port) {
-  auto path = write_config(dir, redis, relay_port);
+fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis, std::uint16_t relay_port,
+                                 const std::string& extra_engine = "") {
+  auto path = write_config(dir, redis, relay_port, extra_engine);
   std::ofstream(dir / "unsubscribe.secret") << secret << "\n";
   std::ofstream(path, std::ios::app) << "email:\n  unsubscribe_url: https://min.forbundet.example/avmeld?t={token}\n"
                                      << "  unsubscribe_secret_file: " << (dir / "unsubscribe.secret").string() << "\n";
@@ -191,4 +193,56 @@ TEST_CASE("e2e: budstikke consent withdraw --token applies a token once, and ref
   CHECK(r.output.find("member M0: sms consent for every category withdrawn") != std::string::npos);
   r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", token, "--member", "M0"});
   CHECK(r.code == 2);
+}
+
+TEST_CASE("e2e: a flood of one-click POSTs on the public listener: two Redis connections in all, 429 beyond the per-source rate") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto maildir = dir / "mail";
+  auto sink = start_own_sink(dir, {"--maildir", maildir.string()});
+  auto config = config_with_unsubscribe(dir, redis, sink.port,
+                                        "  unsubscribe_listen: 127.0.0.1:0\n  unsubscribe_rate_per_source: 5\n");
+  constexpr int n = 3;
+  auto members = write_members(dir, n);
+  enqueue_newsletter(dir, config, "nyhetsbrev-mai", members);
+  auto log = dir / "engine.log";
+  auto engine = budstikke::support::child_process::spawn({budstikke_bin(), "run", "--config", config.string()},
+                                                         log.string());
+  host_port pub{"127.0.0.1", listener_port_from_log(log, "unsubscribe listening")};
+  host_port adm{"127.0.0.1", admin_port_from_log(log)};
+  wait_done(dir, config, "nyhetsbrev-mai", n);
+  const std::string target = "/unsubscribe?t=" + token_delivered_to(maildir, "medlem1@avd1.example");
+
+  // The public listener does not show the metrics; the admin listener no longer takes unsubscribes.
+  auto metrics = http_request(pub, "GET", "/metrics", {}, std::chrono::seconds(5));
+  REQUIRE(metrics);
+  CHECK(metrics->status == 404);
+  auto on_admin = http_request(adm, "POST", target, "List-Unsubscribe=One-Click", std::chrono::seconds(5));
+  REQUIRE(on_admin);
+  CHECK(on_admin->status == 404);
+
+  const auto connections_before = info_number(redis_text(redis, {"INFO", "stats"}), "total_connections_received", "");
+  int ok = 0, limited = 0, other = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 60; ++i) {
+    auto r = http_request(pub, "POST", target, "List-Unsubscribe=One-Click", std::chrono::seconds(5));
+    REQUIRE(r);
+    if (r->status == 200) ++ok;
+    else if (r->status == 429) ++limited;
+    else ++other;
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto connections_after = info_number(redis_text(redis, {"INFO", "stats"}), "total_connections_received", "");
+  WARN(ok << " answered 200, " << limited << " 429 in " << elapsed << " s; Redis connections opened: "
+          << connections_after - connections_before);
+  CHECK(other == 0);
+  // A burst of 10 (twice the rate), then 5 a second.
+  CHECK(ok >= 10);
+  CHECK(ok <= 10 + static_cast<int>(5 * elapsed) + 1);
+  CHECK(limited == 60 - ok);
+  // Not one connection per request: the port's two long-lived ones (opened by the first request,
+  // and the one the INFO above needed).
+  CHECK(connections_after - connections_before <= 3);
+  CHECK(newsletter_consent(redis, "M1").rfind("withdrawn|", 0) == 0);
+  engine.stop();
 }

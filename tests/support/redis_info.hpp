@@ -10,7 +10,7 @@ namespace budstikke::testing {
 
 // A number from an INFO line such as `cmdstat_evalsha:calls=7,usec=...` (line "cmdstat_evalsha",
 // field "calls") or `errorstat_NOSCRIPT:count=2`; 0 when the line is absent (Redis lists only
-// what happened).
+// what happened). An empty `field` reads a line that is one number (`total_connections_received`).
 inline std::int64_t info_number(std::string_view info, std::string_view line, std::string_view field) {
   const std::string head = std::string(line) + ":";
   std::size_t at = 0;
@@ -18,6 +18,11 @@ inline std::int64_t info_number(std::string_view info, std::string_view line, st
   if (at == std::string_view::npos) return 0;
   auto rest = info.substr(at + head.size());
   rest = rest.substr(0, rest.find_first_of("\r\n"));
+  if (field.empty()) {  // a plain line such as `total_connections_received:12`
+    std::int64_t v = 0;
+    std::from_chars(rest.data(), rest.data() + rest.size(), v);
+    return v;
+  }
   const std::string key = std::string(field) + "=";
   for (std::size_t from = 0; from < rest.size();) {
     auto comma = rest.find(',', from);
