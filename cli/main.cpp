@@ -13,7 +13,7 @@ namespace budstikke::cli {
 
 void add_common(CLI::App* cmd, common_options& o) {
   cmd->add_option("--config", o.config_file, "YAML configuration file")->check(CLI::ExistingFile);
-  cmd->add_option("--redis", o.redis_url, "Redis URL, redis://[:password@]host[:port][/db] (overrides the config and BUDSTIKKE_REDIS)");
+  cmd->add_option("--redis", o.redis_url, "Redis URL, redis[s]://[[user]:password@]host[:port][/db] (overrides the config and BUDSTIKKE_REDIS)");
   cmd->add_option("--prefix", o.key_prefix, "Redis key prefix (default budstikke:)");
 }
 

@@ -63,6 +63,11 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
   };
   arm();
 
+  // Once per relay, not per shard: whoever answers at that address gets the password.
+  for (const auto& r : cfg.smtp.effective_relays())
+    if (r.tls != adapters::smtp::tls_mode::none && !r.tls_verify && !r.username.empty())
+      log::warn("smtp.tls_verify is false: the AUTH password goes to a relay whose certificate is not checked",
+                {{"relay", r.name()}});
   log::info("engine starting", {{"workers", workers}, {"window", cfg.engine.window},
                                 {"redis", queue::describe(cfg.redis)},
                                 {"relay", fmt::format("{}:{}", cfg.smtp.host, cfg.smtp.port)}});

@@ -69,17 +69,29 @@ constexpr std::string_view http_method_names[]{"get", "post", "put"};
 
 constexpr config_key<config> redis_[]{
     {.name = "url",
-     .bounds = "`redis://[[user]:password@]host[:port][/db]`",
-     .meaning = "the Redis holding the campaigns",
+     .bounds = "`redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS",
+     .meaning = "the Redis holding the campaigns. With `user:password` the engine authenticates as that ACL user "
+                "(`AUTH user password`; see [operations](operations.md#redis) for the commands it needs), with "
+                "`:password` or a password alone as the default user. `rediss://` verifies the server's "
+                "certificate, always",
      .shown = [](const config& c) { return quoted("redis://" + queue::describe(c.redis)); }},
     {.name = "password_file", .bounds = "readable file", .meaning = "the password, from a file (e.g. a mounted secret)"},
     text("key_prefix", &config::key_prefix, "any string", "prefix of every key (see [the schema](redis-schema.md))"),
 };
 
-constexpr config_key<queue::redis_config> redis_timeouts_[]{
-    millis("connect_timeout_ms", &queue::redis_config::connect_timeout, 100, 600000, "connecting to Redis"),
+constexpr config_key<queue::redis_config> redis_connection_[]{
+    millis("connect_timeout_ms", &queue::redis_config::connect_timeout, 100, 600000,
+           "connecting to Redis (and the TLS handshake)"),
     millis("command_timeout_ms", &queue::redis_config::command_timeout, 100, 600000,
            "waiting for one pipeline's replies"),
+    text("tls_ca_file", &queue::redis_config::tls_ca_file, "readable PEM file",
+         "`rediss://`: the CAs to trust instead of the system's store (`/etc/ssl/certs`)", "system store"),
+    text("tls_cert_file", &queue::redis_config::tls_cert_file, "readable PEM file",
+         "`rediss://`: a client certificate (chain) to present, for a Redis with `tls-auth-clients yes`", "none"),
+    text("tls_key_file", &queue::redis_config::tls_key_file, "readable PEM file",
+         "the private key of `tls_cert_file`", "`tls_cert_file`"),
+    text("tls_server_name", &queue::redis_config::tls_server_name, "DNS name or IP address",
+         "`rediss://`: the name sent as SNI and required in the server's certificate", "the URL's host"),
 };
 
 constexpr config_key<engine_config> engine_[]{
@@ -392,6 +404,8 @@ constexpr config_key<gateway_config> gateway_fields_[]{
 const environment_variable environment_[]{
     {"BUDSTIKKE_REDIS", "Redis URL; overrides `redis.url` (and is overridden by `--redis`)",
      [](config& c, const std::string& v) { set_redis_url(c, v, "BUDSTIKKE_REDIS"); }},
+    {"BUDSTIKKE_REDIS_USERNAME", "Redis ACL user name (the password then goes with it)",
+     [](config& c, const std::string& v) { c.redis.username = v; }},
     {"BUDSTIKKE_REDIS_PASSWORD", "Redis password", [](config& c, const std::string& v) { c.redis.password = v; }},
     {"BUDSTIKKE_REDIS_PASSWORD_FILE", "file holding the Redis password (a trailing line break is not part of it)",
      [](config& c, const std::string& v) { c.redis.password = read_secret_file(v); }},
@@ -424,7 +438,7 @@ const environment_variable environment_[]{
 }  // namespace
 
 const key_table<config> redis_keys{"redis", redis_};
-const key_table<queue::redis_config> redis_timeout_keys{"redis", redis_timeouts_};
+const key_table<queue::redis_config> redis_connection_keys{"redis", redis_connection_};
 const key_table<engine_config> engine_keys{"engine", engine_};
 const key_table<category_policy> category_keys{"categories", categories_};
 const key_table<limits_config> limits_keys{"limits", limits_};

@@ -58,7 +58,7 @@ struct key_table {
 
 // In the order of docs/config.md. A table's keys live in the struct that its section fills.
 extern const key_table<config> redis_keys;                     // redis: url, password_file, key_prefix
-extern const key_table<queue::redis_config> redis_timeout_keys;  // redis: the timeouts
+extern const key_table<queue::redis_config> redis_connection_keys;  // redis: the timeouts and TLS
 extern const key_table<engine_config> engine_keys;
 extern const key_table<category_policy> category_keys;  // categories.NAME
 extern const key_table<limits_config> limits_keys;

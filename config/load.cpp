@@ -444,14 +444,15 @@ std::string read_secret_file(const std::string& path) {
 void set_redis_url(config& cfg, const std::string& url, const std::string& where) {
   auto parsed = queue::parse_redis_url(url);
   if (!parsed) throw config_error(fmt::format("{}: {}", where, parsed.error().message));
-  // The URL names the server; timeouts and back-off stay as configured, and a password given
-  // apart (redis.password_file, BUDSTIKKE_REDIS_PASSWORD) stays when the URL has none.
-  parsed->connect_timeout = cfg.redis.connect_timeout;
-  parsed->command_timeout = cfg.redis.command_timeout;
-  parsed->backoff_min = cfg.redis.backoff_min;
-  parsed->backoff_max = cfg.redis.backoff_max;
-  if (parsed->password.empty()) parsed->password = cfg.redis.password;
-  cfg.redis = *parsed;
+  // The URL names the server; timeouts, back-off and TLS files stay as configured, and a user or
+  // password given apart (redis.password_file, BUDSTIKKE_REDIS_PASSWORD) stays when the URL has none.
+  auto& r = cfg.redis;
+  r.host = parsed->host;
+  r.port = parsed->port;
+  r.database = parsed->database;
+  r.tls = parsed->tls;
+  if (!parsed->username.empty()) r.username = parsed->username;
+  if (!parsed->password.empty()) r.password = parsed->password;
 }
 
 void apply_environment(config& cfg) {
@@ -486,7 +487,7 @@ config load_config(const std::string& path) {
   std::string redis_url, redis_password_file;
   section_reader redis(path, "redis");
   redis.bind(redis_keys, cfg);
-  redis.bind(redis_timeout_keys, cfg.redis);
+  redis.bind(redis_connection_keys, cfg.redis);
   redis.text("url", redis_url);
   redis.text("password_file", redis_password_file);
 

@@ -125,7 +125,7 @@ std::vector<section_rows> build_reference() {
   reference_builder b;
   b.add_environment();
   b.add(redis_keys, defaults);
-  b.add(redis_timeout_keys, defaults.redis);
+  b.add(redis_connection_keys, defaults.redis);
   b.add(engine_keys, defaults.engine);
   b.add_categories(defaults);
   b.add(limits_keys, defaults.limits);

@@ -1,17 +1,23 @@
 #include "queue/redis.hpp"
 
 #include <charconv>
+#include <optional>
 #include <random>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
 #include "support/backoff.hpp"
+#include "support/tls.hpp"
+#include "support/url.hpp"
 
 namespace budstikke::queue {
 namespace asio = boost::asio;
@@ -43,15 +49,25 @@ std::error_code make_error_code(redis_errc e) {
 
 support::result<redis_config> parse_redis_url(std::string_view url) {
   redis_config cfg;
-  constexpr std::string_view scheme = "redis://";
-  if (url.substr(0, scheme.size()) != scheme) {
-    return support::fail(fmt::format("Redis URL '{}' must start with redis://", url));
+  const std::string_view whole = url;
+  if (url.starts_with("rediss://")) {
+    cfg.tls = true;
+    url.remove_prefix(9);
+  } else if (url.starts_with("redis://")) {
+    url.remove_prefix(8);
+  } else {
+    return support::fail(
+        fmt::format("Redis URL '{}' must start with redis:// (or rediss:// for TLS)", support::redact_url(whole)));
   }
-  url.remove_prefix(scheme.size());
   if (auto at = url.rfind('@'); at != std::string_view::npos) {
     auto userinfo = url.substr(0, at);
-    auto colon = userinfo.find(':');
-    cfg.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    // As redis-cli reads it: user:password, :password, or a password alone.
+    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      cfg.username = std::string(userinfo.substr(0, colon));
+      cfg.password = std::string(userinfo.substr(colon + 1));
+    } else {
+      cfg.password = std::string(userinfo);
+    }
     url.remove_prefix(at + 1);
   }
   if (auto slash = url.find('/'); slash != std::string_view::npos) {
@@ -89,12 +105,27 @@ support::failure redis_failure(const redis_config& cfg, std::error_code ec) {
   return support::failure{ec, fmt::format("Redis at {}: {}", describe(cfg), ec.message())};
 }
 
+struct connection::tls_session {
+  explicit tls_session(asio::ssl::context c) : context(std::move(c)) {}
+  asio::ssl::context context;
+  std::optional<asio::ssl::stream<asio::ip::tcp::socket&>> stream;  // a fresh one per connection
+};
+
 connection::connection(asio::any_io_executor ex, redis_config cfg)
-    : cfg_(std::move(cfg)), socket_(ex), deadline_(ex), read_buf_(64 * 1024), handlers_(ex) {}
+    : cfg_(std::move(cfg)), socket_(ex), deadline_(ex), read_buf_(64 * 1024), handlers_(ex) {
+  if (cfg_.tls) {
+    if (cfg_.tls_server_name.empty()) cfg_.tls_server_name = cfg_.host;
+    tls_ = std::make_unique<tls_session>(support::make_tls_client_context(
+        {cfg_.tls_ca_file, cfg_.tls_cert_file, cfg_.tls_key_file, true}, "Redis at " + describe(cfg_)));
+  }
+}
+
+connection::~connection() = default;
 
 void connection::close() {
   boost::system::error_code ignored;
   socket_.close(ignored);
+  if (tls_) tls_->stream.reset();
   parser_.reset();
 }
 
@@ -131,9 +162,17 @@ asio::awaitable<std::error_code> connection::async_connect() {
     co_return timed_out_ ? make_error_code(redis_errc::timeout) : std::error_code(cec);
   }
   socket_.set_option(asio::ip::tcp::no_delay(true));
+  if (tls_) {
+    if (auto hec = co_await async_handshake()) {
+      close();
+      co_return hec;
+    }
+  }
 
   request hello;
-  if (!cfg_.password.empty()) hello.command("AUTH", cfg_.password);
+  // A user of its own (an ACL) authenticates with its name; a password alone is the default user's.
+  if (!cfg_.username.empty()) hello.command("AUTH", cfg_.username, cfg_.password);
+  else if (!cfg_.password.empty()) hello.command("AUTH", cfg_.password);
   if (cfg_.database != 0) hello.command("SELECT", cfg_.database);
   const std::size_t handshake = hello.commands();
   // Loaded on every new connection: after a restart or a failover this is a server that may
@@ -157,9 +196,29 @@ asio::awaitable<std::error_code> connection::async_connect() {
   co_return std::error_code{};
 }
 
+// Verifies the certificate against tls_server_name (or the host) before a byte of AUTH is sent.
+asio::awaitable<std::error_code> connection::async_handshake() {
+  auto& stream = tls_->stream.emplace(socket_, tls_->context);
+  if (!support::set_tls_peer_name(stream.native_handle(), cfg_.tls_server_name, true))
+    co_return std::make_error_code(std::errc::invalid_argument);
+  arm_deadline(cfg_.connect_timeout);
+  auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, as_tuple(use_awaitable));
+  disarm_deadline();
+  if (!hec) co_return std::error_code{};
+  co_return timed_out_ ? make_error_code(redis_errc::timeout) : support::tls_handshake_error(stream.native_handle(), hec);
+}
+
 asio::awaitable<std::error_code> connection::async_roundtrip(const request& req,
                                                              std::vector<reply_ptr>& replies) {
-  auto [wec, written] = co_await asio::async_write(socket_, asio::buffer(req.payload()),
+  if (tls_) co_return co_await async_roundtrip_on(*tls_->stream, req, replies);
+  co_return co_await async_roundtrip_on(socket_, req, replies);
+}
+
+// The same exchange on the plain socket or on the TLS stream over it.
+template <class Stream>
+asio::awaitable<std::error_code> connection::async_roundtrip_on(Stream& stream, const request& req,
+                                                                std::vector<reply_ptr>& replies) {
+  auto [wec, written] = co_await asio::async_write(stream, asio::buffer(req.payload()),
                                                    as_tuple(use_awaitable));
   if (wec) co_return wec;
   while (replies.size() < req.commands()) {
@@ -171,8 +230,9 @@ asio::awaitable<std::error_code> connection::async_roundtrip(const request& req,
       replies.push_back(std::move(r));
     }
     if (replies.size() == req.commands()) break;
-    auto [rec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_), as_tuple(use_awaitable));
-    if (rec == asio::error::eof) co_return make_error_code(redis_errc::closed);
+    auto [rec, n] = co_await stream.async_read_some(asio::buffer(read_buf_), as_tuple(use_awaitable));
+    if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated)
+      co_return make_error_code(redis_errc::closed);
     if (rec) co_return rec;
     if (!parser_.feed(read_buf_.data(), n)) co_return make_error_code(redis_errc::protocol_error);
   }

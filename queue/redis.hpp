@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,16 +27,23 @@ struct redis_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;
   int database = 0;
+  std::string username;  // an ACL user: AUTH username password; empty: AUTH password (the default user)
   std::string password;  // from the URL or BUDSTIKKE_REDIS_PASSWORD; never logged
+  bool tls = false;      // rediss://: TLS, the certificate always verified
+  std::string tls_ca_file;      // PEM; empty: the system's store
+  std::string tls_cert_file;    // a client certificate to present (tls-auth-clients), with tls_key_file
+  std::string tls_key_file;
+  std::string tls_server_name;  // the name the certificate must carry (and SNI); empty: host
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds command_timeout{10000};
   std::chrono::milliseconds backoff_min{50};
   std::chrono::milliseconds backoff_max{5000};
 };
 
-// redis://[[user]:password@]host[:port][/db]; the failure says which part is wrong.
+// redis://[[user]:password@]host[:port][/db], or rediss:// for TLS; the failure says which part
+// is wrong and never repeats the password.
 support::result<redis_config> parse_redis_url(std::string_view url);
-std::string describe(const redis_config& cfg);  // host:port/db, no password
+std::string describe(const redis_config& cfg);  // host:port/db, no user, no password
 // A failure of the connection to `cfg`'s server, as the CLI and the logs say it:
 // "Redis at host:port/db: what went wrong".
 support::failure redis_failure(const redis_config& cfg, std::error_code ec);
@@ -70,19 +78,28 @@ class connection {
   boost::asio::awaitable<std::error_code> async_exec_retrying(
       const request& req, std::vector<reply_ptr>& replies, std::chrono::milliseconds give_up_after);
 
+  ~connection();
+
   bool connected() const { return socket_.is_open(); }
   void close();
   const redis_config& config() const { return cfg_; }
 
  private:
+  struct tls_session;  // the TLS context and the stream over socket_ (rediss://)
+
   boost::asio::awaitable<std::error_code> async_connect();
+  boost::asio::awaitable<std::error_code> async_handshake();
   boost::asio::awaitable<std::error_code> async_roundtrip(const request& req,
                                                           std::vector<reply_ptr>& replies);
+  template <class Stream>
+  boost::asio::awaitable<std::error_code> async_roundtrip_on(Stream& stream, const request& req,
+                                                             std::vector<reply_ptr>& replies);
   void arm_deadline(std::chrono::milliseconds d);
   void disarm_deadline();
 
   redis_config cfg_;
   boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<tls_session> tls_;  // rediss:// only
   boost::asio::steady_timer deadline_;
   bool timed_out_ = false;
   reply_parser parser_;

@@ -119,7 +119,7 @@ pem_pair make_test_certificate(const cert_spec& spec, const pem_pair* issuer) {
   for (const auto& d : spec.dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + d;
   for (const auto& ip : spec.ip_addresses) san += (san.empty() ? "IP:" : ",IP:") + ip;
   add_extension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-  add_extension(cert.get(), signer, NID_ext_key_usage, "serverAuth");
+  add_extension(cert.get(), signer, NID_ext_key_usage, spec.extended_key_usage);
   if (!san.empty()) add_extension(cert.get(), signer, NID_subject_alt_name, san);
   check(X509_sign(cert.get(), issuer ? issuer_key.get() : key.get(), EVP_sha256()) > 0, "X509_sign");
   return {to_pem(cert.get()), to_pem(key.get())};

@@ -22,6 +22,7 @@ struct cert_spec {
   std::vector<std::string> ip_addresses{"127.0.0.1"};
   // Validity relative to now; a negative valid_until makes an expired certificate.
   std::chrono::seconds valid_from{-3600}, valid_until{86400};
+  std::string extended_key_usage = "serverAuth";  // "clientAuth" for a client's certificate
 };
 
 // A self-signed CA certificate (basicConstraints CA:TRUE). Throws std::runtime_error.

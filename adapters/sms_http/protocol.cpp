@@ -10,6 +10,7 @@
 #include <boost/json/value.hpp>
 
 #include "support/base64.hpp"
+#include "support/url.hpp"
 
 namespace budstikke::adapters::sms_http {
 namespace json = boost::json;
@@ -192,21 +193,7 @@ std::string_view without_query(std::string_view url) { return url.substr(0, url.
 
 }  // namespace
 
-std::string gateway_name(const gateway_config& cfg) {
-  std::string_view url = without_query(cfg.url);
-  std::string name;
-  const auto scheme_end = url.find("://");
-  const auto authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  const auto path = url.find('/', authority);
-  const auto at = url.substr(0, path).rfind('@');
-  if (at != std::string_view::npos && at >= authority) {
-    name.append(url.substr(0, authority));
-    name.append(url.substr(at + 1));
-  } else {
-    name.append(url);
-  }
-  return name;
-}
+std::string gateway_name(const gateway_config& cfg) { return support::without_userinfo(without_query(cfg.url)); }
 
 std::string probe_url(const gateway_config& cfg) { return std::string(without_query(cfg.url)); }
 

@@ -19,15 +19,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
-
 #include "adapters/path.hpp"
 #include "adapters/smtp/dialog.hpp"
 #include "adapters/watchdog.hpp"
 #include "support/backoff.hpp"
 #include "support/pending_handlers.hpp"
+#include "support/tls.hpp"
 
 namespace budstikke::adapters::smtp {
 
@@ -37,22 +34,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-// The client TLS context of one relay: verification against the CA file or the system store.
-asio::ssl::context make_tls_context(const relay_config& cfg) {
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-  boost::system::error_code ec;
-  if (!cfg.ca_file.empty()) {
-    ctx.load_verify_file(cfg.ca_file, ec);
-    if (ec) throw std::runtime_error("smtp: cannot load ca_file '" + cfg.ca_file + "': " + ec.message());
-  } else {
-    ctx.set_default_verify_paths(ec);
-    if (ec) throw std::runtime_error("smtp: cannot load the system's CA store: " + ec.message());
-  }
-  ctx.set_verify_mode(cfg.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
-  return ctx;
-}
 
 // A growable FIFO of pointers that keeps its storage (the engine bounds how many are pushed).
 class delivery_fifo {
@@ -126,7 +107,8 @@ struct pool::impl final : delivery_source, delivery_listener {
         handlers(ex) {
     cfg.connections = std::max<std::size_t>(1, cfg.connections);
     cfg.max_messages_per_connection = std::max<std::size_t>(1, cfg.max_messages_per_connection);
-    if (cfg.tls != tls_mode::none) tls_context.emplace(make_tls_context(cfg));
+    if (cfg.tls != tls_mode::none)
+      tls_context.emplace(support::make_tls_client_context({.ca_file = cfg.ca_file, .verify = cfg.tls_verify}, "smtp"));
     if (cfg.tls_server_name.empty()) cfg.tls_server_name = cfg.host;
     relay_name = cfg.name();
     health = cfg.paths ? cfg.paths->at(relay_name) : std::make_shared<path_health>();
@@ -443,30 +425,14 @@ struct pool::impl final : delivery_source, delivery_listener {
   asio::awaitable<bool> handshake(connection& c) {
     c.tls.emplace(c.socket, *tls_context);
     SSL* ssl = c.tls->native_handle();
-    boost::system::error_code ec;
-    asio::ip::make_address(cfg.tls_server_name, ec);
-    bool name_is_ip = !ec;
-    if (!name_is_ip) SSL_set_tlsext_host_name(ssl, cfg.tls_server_name.c_str());
-    if (cfg.tls_verify) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      int ok = name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, cfg.tls_server_name.c_str())
-                          : X509_VERIFY_PARAM_set1_host(param, cfg.tls_server_name.c_str(), 0);
-      if (ok != 1) {
-        c.tls_error = "cannot set the name to verify";
-        co_return false;
-      }
+    if (!support::set_tls_peer_name(ssl, cfg.tls_server_name, cfg.tls_verify)) {
+      c.tls_error = "cannot set the name to verify";
+      co_return false;
     }
     c.deadline.expires_after(cfg.command_timeout);
     auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
     if (!hec) co_return true;
-    long verify = SSL_get_verify_result(ssl);
-    if (c.deadline.expired()) {
-      c.tls_error = "handshake timeout";
-    } else if (verify != X509_V_OK) {
-      c.tls_error = X509_verify_cert_error_string(verify);
-    } else {
-      c.tls_error = hec.message();
-    }
+    c.tls_error = c.deadline.expired() ? "handshake timeout" : support::tls_handshake_error(ssl, hec).message();
     co_return false;
   }
 

@@ -59,6 +59,34 @@ TEST_CASE("engine: a Redis URL from the environment or --redis keeps the file's 
   CHECK_THROWS_AS(set_redis_url(cfg, "redis://h:0", "--redis"), config_error);
 }
 
+TEST_CASE("engine: a rediss:// URL from the environment keeps the file's TLS files and a user given apart") {
+  auto p = write_yaml("redis:\n  url: redis://10.0.0.1:6379/0\n  tls_ca_file: /etc/budstikke/redis-ca.pem\n"
+                      "  tls_server_name: redis.internal\n");
+  ::setenv("BUDSTIKKE_REDIS", "rediss://:pw@10.0.0.2:6380/1", 1);
+  ::setenv("BUDSTIKKE_REDIS_USERNAME", "budstikke", 1);
+  auto cfg = load_config(p.string());
+  ::unsetenv("BUDSTIKKE_REDIS");
+  ::unsetenv("BUDSTIKKE_REDIS_USERNAME");
+  fs::remove(p);
+  CHECK(cfg.redis.tls);
+  CHECK(cfg.redis.host == "10.0.0.2");
+  CHECK(cfg.redis.tls_ca_file == "/etc/budstikke/redis-ca.pem");
+  CHECK(cfg.redis.tls_server_name == "redis.internal");
+  CHECK(cfg.redis.username == "budstikke");
+  CHECK(cfg.redis.password == "pw");
+  set_redis_url(cfg, "redis://other:pw2@10.0.0.3", "--redis");
+  CHECK_FALSE(cfg.redis.tls);
+  CHECK(cfg.redis.username == "other");
+  CHECK(cfg.redis.password == "pw2");
+}
+
+TEST_CASE("engine: a malformed Redis URL's config error does not repeat its password") {
+  auto error = load_error("redis:\n  url: redis//budstikke:Pa55word@10.0.0.1\n");
+  CHECK(error.find("redis.url") != std::string::npos);
+  CHECK(error.find("redis//budstikke:***@10.0.0.1") != std::string::npos);
+  CHECK(error.find("Pa55word") == std::string::npos);
+}
+
 TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a file, never the YAML") {
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");

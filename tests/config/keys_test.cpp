@@ -62,7 +62,7 @@ void for_each_placement(F&& f) {
   };
   f(placement<config>{redis_keys, "redis", top("redis"), [](const config& c) -> const config& { return c; },
                       [] { return config(); }});
-  f(placement<queue::redis_config>{redis_timeout_keys, "redis", top("redis"),
+  f(placement<queue::redis_config>{redis_connection_keys, "redis", top("redis"),
                                    [](const config& c) -> const queue::redis_config& { return c.redis; },
                                    [] { return config().redis; }});
   f(placement<engine_config>{engine_keys, "engine", top("engine"),
@@ -355,7 +355,7 @@ TEST_CASE("keys: every environment variable the table lists is applied") {
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
   const std::string yaml = "sms:\n  gateway: {url: " + gateway_url + "}\n";
   auto fingerprint = [](const config& c) {
-    return fmt::format("{} {} {} {} {} {} {}", queue::describe(c.redis), c.redis.password, c.smtp.password,
+    return fmt::format("{} {} {} {} {} {} {} {}", queue::describe(c.redis), c.redis.username, c.redis.password, c.smtp.password,
                        c.email.unsubscribe_secret, c.sms.gateway->password, c.sms.gateway->bearer_token,
                        c.redis.connect_timeout.count());
   };

@@ -92,6 +92,41 @@ TEST_CASE("queue: Redis URLs") {
   CHECK(db.error().message.find("'x'") != std::string::npos);
 }
 
+TEST_CASE("queue: Redis URLs with an ACL user, and rediss:// for TLS") {
+  auto acl = parse_redis_url("redis://budstikke:s3cret@redis.internal:6380/2");
+  REQUIRE(acl.has_value());
+  CHECK(acl->username == "budstikke");
+  CHECK(acl->password == "s3cret");
+  CHECK_FALSE(acl->tls);
+  // :password and a password alone are the default user's, as redis-cli reads them.
+  for (const char* url : {"redis://:s3cret@h", "redis://s3cret@h"}) {
+    auto p = parse_redis_url(url);
+    REQUIRE(p.has_value());
+    CHECK(p->username.empty());
+    CHECK(p->password == "s3cret");
+  }
+  auto tls = parse_redis_url("rediss://budstikke:p:w@redis.example:6380");
+  REQUIRE(tls.has_value());
+  CHECK(tls->tls);
+  CHECK(tls->host == "redis.example");
+  CHECK(tls->port == 6380);
+  CHECK(tls->password == "p:w");
+  CHECK(describe(*tls) == "redis.example:6380/0");
+}
+
+TEST_CASE("queue: a malformed Redis URL's error never repeats its password") {
+  for (const char* url : {"redis//:Pa55word@h:1", "http://u:Pa55word@h", "rediss:/:Pa55word@h", "redis://u:Pa55word@:1",
+                          "redis://u:Pa55word@h:x", "redis://:Pa55word@h/y"}) {
+    INFO(url);
+    auto r = parse_redis_url(url);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("Pa55word") == std::string::npos);
+  }
+  auto scheme = parse_redis_url("redis//user:Pa55word@h:1");
+  REQUIRE_FALSE(scheme.has_value());
+  CHECK(scheme.error().message.find("'redis//user:***@h:1'") != std::string::npos);
+}
+
 TEST_CASE("queue: XREADGROUP replies are walked entry by entry, malformed entries flagged") {
   std::string wire =
       "*1\r\n*2\r\n$6\r\nstream\r\n*3\r\n"

@@ -242,4 +242,6 @@ TEST_CASE("sms gateway: its name and the probe's URL carry no credentials and no
   c.url = "https://user:secret@sms.example/v1/messages?key=abc#x";
   CHECK(gateway_name(c) == "https://sms.example/v1/messages");
   CHECK(probe_url(c) == "https://user:secret@sms.example/v1/messages");
+  c.url = "https://user:se/cr@et@sms.example/v1/messages";  // a password holding '/' and '@'
+  CHECK(gateway_name(c) == "https://sms.example/v1/messages");
 }
