@@ -33,7 +33,7 @@ TEST_CASE("credentials: an unreachable or malformed Redis URL's password is not 
     CHECK(r.output.find(password) == std::string::npos);
   }
 
-  for (const std::string url : {"redis//budstikke:" + password + "@127.0.0.1:1", "rediss:/:" + password + "@127.0.0.1:1",
+  for (const std::string& url : {"redis//budstikke:" + password + "@127.0.0.1:1", "rediss:/:" + password + "@127.0.0.1:1",
                                 "http://:" + password + "@127.0.0.1:1"}) {
     INFO(url);
     auto env = status_with_environment(dir, url);
