@@ -147,6 +147,9 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     recipient_record rec;
     std::optional<line_problem> problem;
     while (reader->next(rec, problem)) {
+      if (!problem)
+        if (auto why = queue::recipient_size_problem(rec.to, rec.member, rec.data_json))
+          problem = line_problem{rec.line, std::move(*why)};
       if (!problem && def.kind == queue::channel::email) {
         std::string ascii;
         bool needs_smtputf8 = false;
