@@ -10,6 +10,7 @@
 
 #include "adapters/sms_http/messenger.hpp"
 #include "adapters/sms_http/phone.hpp"
+#include "adapters/sms_http/protocol.hpp"
 #include "cli/command.hpp"
 #include "cli/template_set.hpp"
 #include "engine/event.hpp"
@@ -65,6 +66,9 @@ int send_command(const config& cfg, const send_options& opt) {
     std::cerr << "error: send: give either --template or --text\n";
     return exit_usage;
   }
+  if (adapters::sms_http::credentials_in_clear(*cfg.sms.gateway))
+    std::cerr << "warning: the SMS gateway's credentials go over plain http:// to a host that is not loopback; "
+                 "use https://\n";
   adapters::delivery d;
   if (auto problem = adapters::sms_http::normalise_phone(opt.to, cfg.sms.default_region, d.envelope_to)) {
     std::cerr << "error: --to: " << *problem << "\n";
