@@ -1,10 +1,6 @@
 #include "cli/enqueue.hpp"
 
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
-#include <set>
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
@@ -16,6 +12,7 @@
 #include "support/log.hpp"
 #include "cli/preview.hpp"
 #include "cli/recipients_file.hpp"
+#include "cli/template_set.hpp"
 #include "queue/campaign_store.hpp"
 #include "support/run_sync.hpp"
 #include "templates/address.hpp"
@@ -26,75 +23,14 @@
 
 namespace budstikke::cli {
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot read", p.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 using support::run_sync;
 
 constexpr std::size_t max_problems_printed = 100;
 
 }  // namespace
-
-template_set_files load_template_set(const std::string& dir) {
-  template_set_files set;
-  fs::path root(dir);
-  if (!fs::is_directory(root)) throw std::runtime_error(fmt::format("{}: not a template directory", dir));
-  static const std::set<std::string, std::less<>> main_names{"subject", "text", "html", "sms"};
-  auto collect = [&](const fs::path& folder, bool top) {
-    if (!fs::is_directory(folder)) return;
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      if (!entry.is_regular_file() || entry.path().extension() != ".mustache") continue;
-      auto stem = entry.path().stem().string();
-      if (top && main_names.count(stem)) set.templates[stem] = read_file(entry.path());
-      else set.partials[stem] = read_file(entry.path());
-    }
-  };
-  // A shared layout first, so that the set's own partials of the same name win.
-  std::string layout_note;
-  if (auto extends = root / "extends"; fs::exists(extends)) {
-    auto line = read_file(extends);
-    line = line.substr(0, line.find_first_of("\r\n"));
-    auto layout = (root / line).lexically_normal();
-    if (line.empty() || !fs::is_directory(layout))
-      throw std::runtime_error(fmt::format("{}: '{}' is not a layout directory", extends.string(), line));
-    collect(layout, false);
-    collect(layout / "partials", false);
-    layout_note = fmt::format(", nor in the layout {}", layout.string());
-  }
-  collect(root, true);
-  collect(root / "partials", false);
-  templates::partial_sources partials(set.partials.begin(), set.partials.end());
-  for (const auto& [name, source] : set.templates) {
-    auto file = (root / (name + ".mustache")).string();
-    auto compiled = templates::compiled_template::compile(source, partials, file);
-    if (!compiled) throw std::runtime_error(compiled.error().to_string());
-    if (!compiled->unresolved_partials().empty())
-      throw std::runtime_error(fmt::format("{}: partial '{}' is not in {} or its partials/{}", file,
-                                           compiled->unresolved_partials().front(), dir, layout_note));
-  }
-  return set;
-}
-
-bool load_templates_into(const std::string& dir, queue::campaign_definition& def) {
-  try {
-    auto set = load_template_set(dir);
-    def.templates = std::move(set.templates);
-    def.partials = std::move(set.partials);
-    return true;
-  } catch (const std::exception& e) {
-    std::cerr << "error: template: " << e.what() << "\n";
-    return false;
-  }
-}
 
 int enqueue_command(const config& cfg, const enqueue_options& opt) {
   queue::campaign_definition def;
@@ -127,7 +63,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
       return exit_usage;
     }
   }
-  if (!load_templates_into(opt.template_dir, def)) return exit_usage;
+  if (!load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
   if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
     std::cerr << fmt::format("error: {}: an e-mail template set needs text.mustache or html.mustache\n", opt.template_dir);
     return exit_usage;
@@ -147,6 +83,9 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     recipient_record rec;
     std::optional<line_problem> problem;
     while (reader->next(rec, problem)) {
+      if (!problem)
+        if (auto why = queue::recipient_size_problem(rec.to, rec.member, rec.data_json))
+          problem = line_problem{rec.line, std::move(*why)};
       if (!problem && def.kind == queue::channel::email) {
         std::string ascii;
         bool needs_smtputf8 = false;
@@ -222,6 +161,7 @@ void add_enqueue(CLI::App& app, action& chosen) {
   add_common(cmd, o->common);
   cmd->add_option("--campaign", enq.campaign, "Campaign id (A-Z a-z 0-9 . _ -, at most 64)")->required();
   cmd->add_option("--template", enq.template_dir, "Template directory (subject/text/html/sms.mustache, partials)")->required();
+  add_templates_root(cmd, enq.templates_root);
   cmd->add_option("--recipients", enq.recipients_file, "Recipients: JSON Lines, or CSV with a header row (.csv)")->required();
   cmd->add_option("--channel", enq.channel, "email or sms")->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
   cmd->add_option("--category", enq.category, "Message category (newsletter, tariff, winback, transactional, ...)")->capture_default_str();

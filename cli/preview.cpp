@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
-#include "cli/enqueue.hpp"
+#include "cli/template_set.hpp"
 #include "cli/recipients_file.hpp"
 #include "engine/renderer.hpp"
 
@@ -67,7 +67,7 @@ int render_command(const config& cfg, const render_options& opt) {
   def.from_address = opt.from;
   def.from_name = opt.from_name;
   def.sms_max_segments = opt.sms_max_segments;
-  if (!load_templates_into(opt.template_dir, def)) return exit_usage;
+  if (!load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
 
   recipient_record rec;
   if (!opt.data.empty() && opt.data.front() == '{') {
@@ -164,6 +164,7 @@ void add_render(CLI::App& app, action& chosen) {
   auto* cmd = app.add_subcommand("render", "Print one rendered message (full MIME, or SMS text, encoding and segments)");
   add_common(cmd, o->common);
   cmd->add_option("--template", rnd.template_dir, "Template directory")->required();
+  add_templates_root(cmd, rnd.templates_root);
   cmd->add_option("--data", rnd.data, "Recipient: a JSON object, or a recipient file whose first recipient is used")->required();
   cmd->add_option("--channel", rnd.channel, "email or sms")->check(CLI::IsMember({"email", "sms"}))->capture_default_str();
   cmd->add_option("--category", rnd.category, "Message category (decides List-Unsubscribe)")->capture_default_str();

@@ -14,6 +14,7 @@ namespace budstikke::cli {
 
 struct render_options {
   std::string template_dir;
+  std::string templates_root;  // empty: the template set's parent directory
   // An inline JSON object ({"to":..., "id":..., other fields}) or a recipient file (JSON Lines
   // or CSV), whose first recipient is rendered.
   std::string data;

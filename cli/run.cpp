@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "adapters/sms_http/protocol.hpp"
 #include "admin/server.hpp"
 #include "support/json.hpp"
 #include "support/log.hpp"
@@ -71,6 +72,9 @@ int run_engine(const config& cfg, bool until_idle, const std::string& report_fil
   log::info("engine starting", {{"workers", workers}, {"window", cfg.engine.window},
                                 {"redis", queue::describe(cfg.redis)},
                                 {"relay", fmt::format("{}:{}", cfg.smtp.host, cfg.smtp.port)}});
+  if (cfg.sms.gateway && adapters::sms_http::credentials_in_clear(*cfg.sms.gateway))
+    log::warn("the SMS gateway's credentials go over plain http:// to a host that is not loopback; use https://",
+              {{"gateway", adapters::sms_http::gateway_name(*cfg.sms.gateway)}});
   auto started = std::chrono::steady_clock::now();
   std::atomic<std::size_t> running{workers};
   std::atomic<bool> failed{false};

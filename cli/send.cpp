@@ -10,8 +10,9 @@
 
 #include "adapters/sms_http/messenger.hpp"
 #include "adapters/sms_http/phone.hpp"
+#include "adapters/sms_http/protocol.hpp"
 #include "cli/command.hpp"
-#include "cli/enqueue.hpp"
+#include "cli/template_set.hpp"
 #include "engine/event.hpp"
 #include "engine/renderer.hpp"
 #include "queue/consent.hpp"
@@ -65,6 +66,9 @@ int send_command(const config& cfg, const send_options& opt) {
     std::cerr << "error: send: give either --template or --text\n";
     return exit_usage;
   }
+  if (adapters::sms_http::credentials_in_clear(*cfg.sms.gateway))
+    std::cerr << "warning: the SMS gateway's credentials go over plain http:// to a host that is not loopback; "
+                 "use https://\n";
   adapters::delivery d;
   if (auto problem = adapters::sms_http::normalise_phone(opt.to, cfg.sms.default_region, d.envelope_to)) {
     std::cerr << "error: --to: " << *problem << "\n";
@@ -76,7 +80,7 @@ int send_command(const config& cfg, const send_options& opt) {
   def.kind = queue::channel::sms;
   def.category = opt.category;
   if (opt.text.empty()) {
-    if (!load_templates_into(opt.template_dir, def)) return exit_usage;
+    if (!load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
   } else {
     def.templates["sms"] = opt.text;
   }
@@ -153,6 +157,7 @@ void add_send(CLI::App& app, action& chosen) {
   cmd->add_option("--member", snd.member, "Member id: whose consent is checked");
   cmd->add_option("--category", snd.category, "Message category (decides whether consent is required)")->capture_default_str();
   cmd->add_option("--template", snd.template_dir, "Template directory with sms.mustache");
+  add_templates_root(cmd, snd.templates_root);
   cmd->add_option("--text", snd.text, "The text (a Mustache template, rendered with --data)");
   cmd->add_option("--data", snd.data, "Template variables, a JSON object")->capture_default_str();
   cmd->add_option("--from", snd.from, "Sender id (default sms.gateway.from)");

@@ -14,6 +14,7 @@ struct send_options {
   std::string member;        // member id: whose consent is checked
   std::string category = "transactional";
   std::string template_dir;  // sms.mustache (and partials) ...
+  std::string templates_root;  // empty: the template set's parent directory
   std::string text;          // ... or the text itself (a Mustache template too)
   std::string data = "{}";   // template variables, a JSON object
   std::string from;          // sender id; default sms.gateway.from

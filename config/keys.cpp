@@ -346,9 +346,10 @@ constexpr config_key<gateway_config> gateway_[]{
          "kannel: `http://HOST:13013/cgi-bin/sendsms`; json: the endpoint", "— (required)"),
     {.name = "method",
      .bounds = "kannel takes `get` or `post`, json `post` or `put`",
-     .meaning = "kannel `get` puts every field in the query; kannel `post` sends the text as a `text/plain; "
-                "charset=UTF-8` body and the rest in `X-Kannel-*` headers (smsbox refuses form bodies)",
-     .unset = "`get` (kannel), `post` (json)",
+     .meaning = "kannel `post` sends the text as a `text/plain; charset=UTF-8` body and the rest in `X-Kannel-*` "
+                "headers (smsbox refuses form bodies); kannel `get` puts every field, the password too, in the URL, "
+                "where access logs and proxies see it",
+     .unset = "`post`",
      .choices = http_method_names},
     text("username", &gateway_config::username, "string", "kannel: the sendsms user; json: HTTP basic auth when set"),
     {.name = "password_file",
@@ -387,6 +388,10 @@ constexpr config_key<gateway_config> gateway_[]{
     millis("idle_timeout_ms", &gateway_config::idle_timeout, 1000, 3600000,
            "a keep-alive connection idle this long is not reused (keep it below the gateway's own keep-alive "
            "timeout)"),
+    text("proxy", &gateway_config::proxy, "a proxy URL (`http://HOST:PORT`, `socks5h://HOST:PORT`)",
+         "the proxy requests to the gateway go through. Unset, none is used, whatever `http_proxy`, `https_proxy` "
+         "or `ALL_PROXY` say: the requests carry the gateway's credentials",
+         "— (no proxy)"),
     flag("tls_verify", &gateway_config::tls_verify, "check the gateway's certificate and name (https)"),
     text("ca_file", &gateway_config::ca_file, "readable PEM file", "trust these CAs instead of the system store",
          "system store"),

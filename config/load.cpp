@@ -218,7 +218,6 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
   namespace sh = adapters::sms_http;
   section_reader r(path, "sms.gateway");
   r.bind(gateway_keys, g);
-  bool method_set = false;
   r.custom("kind", [&](const YAML::Node& n) {
     const auto& k = gateway_keys.at("kind");
     auto v = n.as<std::string>();
@@ -234,7 +233,6 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
   r.custom("method", [&](const YAML::Node& n) {
     const auto& k = gateway_keys.at("method");
     auto v = n.as<std::string>();
-    method_set = true;
     auto method = choice<sh::http_method>(k, v);
     if (!method) r.fail(n, "method", fmt::format("'{}' is not a method ({})", v, choice_names(k, ", ")));
     g.method = *method;
@@ -257,7 +255,6 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
   });
   r.read(node);
   if (g.url.empty()) r.fail(node, "url", "the gateway needs a url");
-  if (!method_set) g.method = g.kind == sh::gateway_kind::kannel ? sh::http_method::get : sh::http_method::post;
   if (g.kind == sh::gateway_kind::kannel && g.method == sh::http_method::put)
     r.fail(node, "method", "Kannel's sendsms takes get or post");
   if (g.kind == sh::gateway_kind::json && g.method == sh::http_method::get)

@@ -85,13 +85,18 @@ void pipeline::admit(campaign& c, const queue::stream_entry& e, const recovery_i
     finish(idx, record_kind::final, final_state::failed, c.unusable_reason);
     return;
   }
+  if (!e.malformed.empty()) {
+    finish(idx, record_kind::final, final_state::failed, e.malformed);
+    return;
+  }
   if (!e.well_formed) {
     finish(idx, record_kind::final, final_state::failed, "malformed stream entry: field 'to' missing or empty");
     return;
   }
-  if (e.data.size() > opt_.max_data_bytes) {
-    finish(idx, record_kind::final, final_state::failed,
-           fmt::format("template data larger than {} KiB", opt_.max_data_bytes / 1024));
+  if (auto problem = queue::recipient_size_problem(e.to, e.member, e.data)) {
+    // An oversized member id is not carried into the outcome, the dead letter and the event.
+    if (e.member.size() > queue::max_member_id_bytes) s.member.clear();
+    finish(idx, record_kind::final, final_state::failed, *problem);
     return;
   }
   auto problem = c.def.kind == queue::channel::sms ? prepare_sms(c, e, s.d)

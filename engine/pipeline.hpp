@@ -95,7 +95,6 @@ struct pipeline_options {
   std::size_t max_deliveries = 5;   // an entry read this often without an outcome is poison
   std::string sms_default_region = "NO";
   std::string sms_default_from;     // the gateway's sender id, for campaigns without one
-  std::size_t max_data_bytes = 64 * 1024;
 };
 
 // What the pipeline reports as it goes: metrics and counts, kept out of the state machine.

@@ -54,6 +54,13 @@ class data_context {
   json::value value_;
 };
 
+// The reason for a recipient whose data makes a template blow the render budget.
+std::string over_budget(std::string_view template_name) {
+  return fmt::format("render budget exceeded in template {} ({} expansions or {} MiB): the message would be incomplete",
+                     template_name, templates::compiled_template::max_render_expansions,
+                     templates::compiled_template::max_render_bytes / (1024 * 1024));
+}
+
 }  // namespace
 
 support::result<std::unique_ptr<campaign_renderer>> campaign_renderer::compile(const queue::campaign_definition& def,
@@ -162,9 +169,13 @@ std::optional<std::string> campaign_renderer::render_email_as(std::string_view e
   subject_buf_.clear();
   text_buf_.clear();
   html_buf_.clear();
-  if (subject_) subject_->render(data.value(), subject_buf_, templates::escape_mode::none, on_missing_);
-  if (text_) text_->render(data.value(), text_buf_, templates::escape_mode::none, on_missing_);
-  if (html_) html_->render(data.value(), html_buf_, templates::escape_mode::html, on_missing_);
+  // A render cut off by the budget is incomplete: such a message must not go out.
+  if (subject_ && !subject_->render(data.value(), subject_buf_, templates::escape_mode::none, on_missing_))
+    return over_budget("subject");
+  if (text_ && !text_->render(data.value(), text_buf_, templates::escape_mode::none, on_missing_))
+    return over_budget("text");
+  if (html_ && !html_->render(data.value(), html_buf_, templates::escape_mode::html, on_missing_))
+    return over_budget("html");
 
   std::string_view to_name;
   if (auto* name = obj.if_contains("name"); name && name->is_string()) to_name = name->as_string();
@@ -200,7 +211,8 @@ std::optional<render_failure> campaign_renderer::render_sms(std::string_view to,
   data_context data(json_arena_.get());
   if (auto problem = data.parse(data_json, to, member)) return render_failure{queue::final_state::failed, std::move(*problem)};
   sms_buf_.clear();
-  if (sms_) sms_->render(data.value(), sms_buf_, templates::escape_mode::none, on_missing_);
+  if (sms_ && !sms_->render(data.value(), sms_buf_, templates::escape_mode::none, on_missing_))
+    return render_failure{queue::final_state::failed, over_budget("sms")};
   // A template file ends in a line break; an SMS should not.
   while (!sms_buf_.empty() && (sms_buf_.back() == '\n' || sms_buf_.back() == '\r')) sms_buf_.pop_back();
   if (sms_buf_.empty()) return render_failure{queue::final_state::skipped, "the SMS text is empty"};

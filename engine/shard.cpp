@@ -808,7 +808,10 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
                                                  {"reply", queue::error_of(replies[i].get()).value_or("")}});
         continue;
       }
-      if (moved->moved > 0) {
+      if (moved->malformed > 0)
+        log::warn("unusable members of the retry set: each is recorded failed with the reason",
+                  {{"shard", index_}, {"campaign", moved_for[i]->def.id}, {"members", moved->malformed}});
+      if (moved->moved + moved->malformed > 0) {
         scheduler_.entries_arrived(*moved_for[i]);
         pull_wake_.notify();
       }
@@ -871,6 +874,17 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
                 {{"shard", index_}, {"reply", queue::error_of(replies[0].get()).value_or("unexpected reply")}});
       co_return;
     }
+    // An id that enqueue would refuse (a buggy or hostile writer of the registry) must not end up
+    // in key names or hash tags: it is skipped, said once, and the other campaigns go on.
+    const auto bad = std::stable_partition(ids->begin(), ids->end(), [](const std::string& id) {
+      return queue::valid_campaign_id(id);
+    });
+    const auto bad_count = static_cast<std::size_t>(ids->end() - bad);
+    if (bad_count != bad_ids_logged_ && index_ == 0 && bad_count > 0)
+      log::warn("the campaign registry holds ids that are not valid campaign ids; they are not served",
+                {{"ids", bad_count}, {"first", std::string_view(*bad).substr(0, queue::max_id_length)}});
+    bad_ids_logged_ = bad_count;
+    ids->erase(bad, ids->end());
     for (auto& [id, c] : scheduler_.campaigns()) c->in_registry = false;
     req.clear();
     std::vector<bool> fresh;  // per id: not known yet, so its whole hash is read
@@ -1034,6 +1048,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
   bool loops_stop_ = false;
   bool fatal_ = false;
   bool registry_loaded_ = false;
+  std::size_t bad_ids_logged_ = 0;  // invalid ids in the registry when it was last read
   bool abandon_records_ = false;
   bool recorder_idle_ = false;
   std::mt19937_64 jitter_;  // 64 bits: retry delays draw from ranges of hours

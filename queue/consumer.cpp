@@ -58,6 +58,8 @@ std::size_t for_each_entry_in(const redisReply* entries, const std::function<voi
           out.deferred_ms = parse_count64(value);
         } else if (name == field_origin) {
           out.origin = value;
+        } else if (name == field_malformed) {
+          out.malformed = value;
         }
       }
     }
@@ -220,8 +222,9 @@ std::optional<record_result> parse_record_result(const redisReply* r, std::size_
 }
 
 std::optional<moved_retries> parse_moved_retries(const redisReply* r) {
-  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return std::nullopt;
-  return moved_retries{as_integer(r->element[0]).value_or(0), as_integer(r->element[1]).value_or(0)};
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return std::nullopt;
+  return moved_retries{as_integer(r->element[0]).value_or(0), as_integer(r->element[1]).value_or(0),
+                       as_integer(r->element[2]).value_or(0)};
 }
 
 }  // namespace budstikke::queue

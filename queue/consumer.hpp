@@ -32,6 +32,7 @@ struct stream_entry {
   std::uint32_t paused = 0;   // answers before it that only asked for a pause
   std::int64_t deferred_ms = 0;  // its first transient answer (ms since the epoch); 0: none yet
   std::string_view origin;    // the portal's entry id, for an entry moved back for a retry
+  std::string_view malformed;  // set by the mover for a retry it could not use: why
   bool well_formed = true;  // false: fields missing or of the wrong type (a buggy writer)
 };
 
@@ -131,6 +132,7 @@ std::optional<record_result> parse_record_result(const redisReply* r, std::size_
 struct moved_retries {
   std::int64_t moved = 0;    // due retries moved back into the stream now
   std::int64_t waiting = 0;  // still waiting in the retry set
+  std::int64_t malformed = 0;  // unusable members put back as entries to be recorded `failed`
 };
 std::optional<moved_retries> parse_moved_retries(const redisReply* r);
 

@@ -33,6 +33,14 @@ bool valid_campaign_id(std::string_view id) {
          });
 }
 
+std::optional<std::string> recipient_size_problem(std::string_view to, std::string_view member, std::string_view data) {
+  if (to.size() > max_to_bytes) return fmt::format("'{}' longer than {} bytes", field_to, max_to_bytes);
+  if (member.size() > max_member_id_bytes)
+    return fmt::format("'{}' (member id) longer than {} bytes", field_member, max_member_id_bytes);
+  if (data.size() > max_data_bytes) return fmt::format("template data larger than {} KiB", max_data_bytes / 1024);
+  return std::nullopt;
+}
+
 std::vector<std::pair<std::string, std::string>> campaign_definition::to_fields() const {
   std::vector<std::pair<std::string, std::string>> f{
       {"id", id},

@@ -111,11 +111,20 @@ inline constexpr std::string_view partial_field_prefix = "partial:";
 inline constexpr std::string_view field_to = "to";        // address or phone number (required)
 inline constexpr std::string_view field_member = "id";    // member id (optional, used in logs)
 inline constexpr std::string_view field_data = "data";    // JSON object of template variables
+// Bounds of a recipient entry's fields, checked at enqueue and again when the engine reads an
+// entry (a portal may write the stream directly): memory per in-flight message stays bounded.
+inline constexpr std::size_t max_to_bytes = 320;         // RFC 5321's 254-octet path, or a phone number, with room
+inline constexpr std::size_t max_member_id_bytes = 256;
+inline constexpr std::size_t max_data_bytes = 64 * 1024;
+// nullopt when `to`, the member id and the data fit their bounds; else the reason, naming the field.
+std::optional<std::string> recipient_size_problem(std::string_view to, std::string_view member, std::string_view data);
 // Written by the engine on entries it moves back from the retry set; a portal never sets them.
 inline constexpr std::string_view field_attempt = "attempt";  // sends that counted so far
 inline constexpr std::string_view field_paused = "paused";    // answers that only asked for a pause
 inline constexpr std::string_view field_deferred = "deferred";  // the first transient answer, ms since the epoch
 inline constexpr std::string_view field_origin = "origin";    // the id of the portal's entry
+// Written by the mover in place of a retry-set member it cannot use: why; the entry is recorded `failed`.
+inline constexpr std::string_view field_malformed = "malformed";
 
 // The scripts over the schema (queue/scripts/NAME.lua, called with request::eval).
 //
@@ -142,7 +151,10 @@ inline constexpr std::size_t event_args = 8;
 
 // Moves due retries back into the recipients stream, at most ARGV[1] per call, as new entries
 // with the original fields plus `attempt`, `paused`, `deferred` and `origin`. KEYS: retry, recipients, counts.
-// Returns {moved, still waiting}.
+// A member that is not what record_outcomes writes (not JSON, an odd number of field names and
+// values, one that is not a string) goes back as an entry with `malformed` set to the reason and
+// what of to, id, data and origin it still holds, so that the engine records it `failed`; it never
+// stops the others. Returns {moved, still waiting, malformed}.
 extern const script move_due_retries_script;
 
 // Requeues dead letters (ARGV: their ids) into the recipients stream as fresh entries (attempt 0),

@@ -22,37 +22,39 @@ bool atext(unsigned char c) {
   }
 }
 
-// RFC 5321 local part; with `utf8` also RFC 6531's, where UTF-8 characters count as atext and
-// qtext (the caller has checked that the bytes are well-formed UTF-8).
-bool valid_local_part(std::string_view local, bool utf8) {
-  if (local.empty() || local.size() > 64) return false;
+constexpr std::string_view invalid_local_part = "invalid local part";
+constexpr std::string_view needs_quoting =
+    "quoted local part with characters that need quoting (blanks, specials, escapes): not supported";
+
+// RFC 5321 local part; with `utf8` also RFC 6531's, where UTF-8 characters count as atext (the
+// caller has checked that the bytes are well-formed UTF-8). A quoted local part is taken only when
+// its content would do without the quotes: the To: header cannot carry blanks or angle brackets
+// as the envelope does, and both must name the same mailbox.
+std::optional<std::string_view> local_part_problem(std::string_view local, bool utf8) {
+  if (local.empty() || local.size() > 64) return invalid_local_part;
   auto non_ascii = [utf8](unsigned char c) { return utf8 && c >= 0x80; };
   if (local.front() == '"') {
-    if (local.size() < 2 || local.back() != '"') return false;
+    if (local.size() < 3 || local.back() != '"') return invalid_local_part;
     for (std::size_t i = 1; i + 1 < local.size(); ++i) {
-      unsigned char c = static_cast<unsigned char>(local[i]);
-      if (non_ascii(c)) continue;
-      if (c < 0x20 || c >= 0x7f) return false;
-      if (c == '\\') {
-        if (++i + 1 >= local.size()) return false;
-      } else if (c == '"') {
-        return false;
-      }
+      const auto c = static_cast<unsigned char>(local[i]);
+      if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) return invalid_local_part;
+      if (!atext(c) && c != '.' && !non_ascii(c)) return needs_quoting;
     }
-    return true;
+    return std::nullopt;
   }
   bool previous_dot = true;  // a leading dot is as bad as two in a row
   for (unsigned char c : local) {
     if (c == '.') {
-      if (previous_dot) return false;
+      if (previous_dot) return invalid_local_part;
       previous_dot = true;
     } else if (atext(c) || non_ascii(c)) {
       previous_dot = false;
     } else {
-      return false;
+      return invalid_local_part;
     }
   }
-  return !previous_dot;
+  if (previous_dot) return invalid_local_part;
+  return std::nullopt;
 }
 
 bool valid_domain(std::string_view domain) {
@@ -89,7 +91,7 @@ std::optional<std::string_view> email_address_problem(std::string_view address) 
   if (!utf8::is_ascii(address)) return "non-ASCII address (needs SMTPUTF8 or IDN encoding)";
   auto at = address.rfind('@');
   if (at == std::string_view::npos) return "address has no @";
-  if (!valid_local_part(address.substr(0, at), false)) return "invalid local part";
+  if (auto problem = local_part_problem(address.substr(0, at), false)) return problem;
   if (!valid_domain(address.substr(at + 1))) return "invalid domain";
   return std::nullopt;
 }
@@ -104,7 +106,7 @@ std::optional<std::string_view> prepare_email_address(std::string_view address, 
   const auto local = address.substr(0, at);
   const auto domain = address.substr(at + 1);
   needs_smtputf8 = !utf8::is_ascii(local);
-  if (!valid_local_part(local, true)) return "invalid local part";
+  if (auto problem = local_part_problem(local, true)) return problem;
   out.assign(local);
   out.push_back('@');
   if (utf8::is_ascii(domain)) {

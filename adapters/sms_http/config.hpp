@@ -51,7 +51,9 @@ struct gateway_config {
   gateway_kind kind = gateway_kind::kannel;
   // kannel: the smsbox sendsms URL (http://host:13013/cgi-bin/sendsms); json: the endpoint.
   std::string url;
-  http_method method = http_method::get;  // kannel: get or post (form body); json: post or put
+  // kannel: post (the text as the body, the rest in X-Kannel-* headers) or get (every field, the
+  // password too, in the URL); json: post or put.
+  http_method method = http_method::post;
 
   // kannel: the sendsms user's name and password; json: HTTP basic auth when username is set.
   std::string username;
@@ -76,6 +78,10 @@ struct gateway_config {
   std::chrono::milliseconds request_timeout{30000};  // the whole request, connect included
   std::chrono::milliseconds max_retry_after{3600000};  // a longer Retry-After is cut to this
   std::chrono::milliseconds idle_timeout{60000};       // keep-alive connections unused this long close
+
+  // The proxy to reach the gateway through; empty: none, whatever http_proxy and the like say
+  // (the requests carry the credentials, and a proxy from the environment is nobody's choice).
+  std::string proxy;
 
   bool tls_verify = true;
   std::string ca_file;  // PEM bundle; empty: the system's store

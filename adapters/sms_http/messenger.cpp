@@ -175,6 +175,8 @@ class gateway final : public sms_messenger, transfer_listener {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg_.tls_verify ? 2L : 0L);
     if (!cfg_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, cfg_.ca_file.c_str());
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    // "" is no proxy at all: curl would otherwise take one from http_proxy and the like.
+    curl_easy_setopt(e, CURLOPT_PROXY, cfg_.proxy.c_str());
   }
 
   void schedule_pump() {

@@ -1,9 +1,12 @@
 #include "adapters/sms_http/protocol.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <ctime>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serializer.hpp>
@@ -196,6 +199,28 @@ std::string_view without_query(std::string_view url) { return url.substr(0, url.
 std::string gateway_name(const gateway_config& cfg) { return support::without_userinfo(without_query(cfg.url)); }
 
 std::string probe_url(const gateway_config& cfg) { return std::string(without_query(cfg.url)); }
+
+bool credentials_in_clear(const gateway_config& cfg) {
+  constexpr std::string_view scheme = "http://";
+  std::string_view url = cfg.url;
+  if (url.size() < scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), url.begin(), [](char a, char b) { return a == (b | 0x20); }))
+    return false;
+  auto authority = url.substr(scheme.size());
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  const auto at = authority.rfind('@');
+  const bool user_info = at != std::string_view::npos;
+  if (!user_info && cfg.password.empty() && cfg.bearer_token.empty()) return false;
+  auto host = user_info ? authority.substr(at + 1) : authority;
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.find(']') - 1);
+  else host = host.substr(0, host.find(':'));
+  std::string lower(host);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost" || lower.ends_with(".localhost")) return false;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(lower, ec);
+  return ec || !address.is_loopback();
+}
 
 bool is_gateway_unavailable(long status) noexcept { return status == 502 || status == 504; }
 

@@ -37,6 +37,9 @@ struct http_request {
 std::string gateway_name(const gateway_config& cfg);
 // The URL a probe GETs: the configured one without its query (no credentials, no message).
 std::string probe_url(const gateway_config& cfg);
+// True when the gateway's credentials (password, bearer token, or user info in the URL) would go
+// over plain http:// to a host that is not loopback: anyone on the path can read them.
+bool credentials_in_clear(const gateway_config& cfg);
 
 // Percent-encodes everything but RFC 3986's unreserved characters, appending to `out`.
 void append_form_encoded(std::string& out, std::string_view s);

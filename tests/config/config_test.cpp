@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "adapters/sms_http/protocol.hpp"
 #include "config/load.hpp"
 #include "tests/support/yaml_files.hpp"
 
@@ -11,6 +12,7 @@ using namespace budstikke;
 namespace fs = std::filesystem;
 
 using budstikke::testing::load_error;
+using budstikke::testing::load_yaml;
 using budstikke::testing::write_yaml;
 
 TEST_CASE("engine: the example configuration loads and means a local trial") {
@@ -130,6 +132,34 @@ TEST_CASE("engine: sms settings") {
   CHECK(default_config().sms.max_segments == 6);
   CHECK(load_error("sms:\n  max_segments: 0\n").find("sms.max_segments") != std::string::npos);
   CHECK(load_error("sms:\n  normalise: maybe\n").find("expected true or false") != std::string::npos);
+}
+
+TEST_CASE("engine: the SMS gateway: Kannel defaults to POST, no proxy unless named, a warning for credentials in clear") {
+  auto password = write_yaml("hemmelig\n");
+  auto gateway = [&](const std::string& url, const std::string& extra = "") {
+    return load_yaml("sms:\n  gateway:\n    kind: kannel\n    url: " + url + "\n    username: budstikke\n" + extra);
+  };
+  const std::string with_password = "    password_file: " + password.string() + "\n";
+  namespace sh = adapters::sms_http;
+  // GET would put the password in the URL, where proxies and access logs see it.
+  auto kannel = gateway("https://sms.forbundet.example/cgi-bin/sendsms", with_password);
+  CHECK(kannel.sms.gateway->method == sh::http_method::post);
+  CHECK(kannel.sms.gateway->proxy.empty());
+  CHECK(gateway("https://gw.example/s", "    method: get\n").sms.gateway->method == sh::http_method::get);
+  CHECK(gateway("https://gw.example/s", "    proxy: http://proxy.forbundet.example:3128\n").sms.gateway->proxy ==
+        "http://proxy.forbundet.example:3128");
+
+  CHECK_FALSE(sh::credentials_in_clear(*kannel.sms.gateway));
+  CHECK(sh::credentials_in_clear(*gateway("http://sms.forbundet.example:13013/cgi-bin/sendsms", with_password).sms.gateway));
+  CHECK(sh::credentials_in_clear(*gateway("http://10.0.0.7/cgi-bin/sendsms", with_password).sms.gateway));
+  CHECK_FALSE(sh::credentials_in_clear(*gateway("http://127.0.0.1:13013/cgi-bin/sendsms", with_password).sms.gateway));
+  CHECK_FALSE(sh::credentials_in_clear(*gateway("http://localhost:13013/cgi-bin/sendsms", with_password).sms.gateway));
+  CHECK_FALSE(sh::credentials_in_clear(*gateway("http://[::1]:13013/cgi-bin/sendsms", with_password).sms.gateway));
+  // No password, no token, no user info: nothing to give away.
+  CHECK_FALSE(sh::credentials_in_clear(*gateway("http://sms.forbundet.example/cgi-bin/sendsms").sms.gateway));
+  CHECK(sh::credentials_in_clear(*gateway("http://u:p@sms.forbundet.example/send").sms.gateway));
+  CHECK_FALSE(sh::credentials_in_clear(*gateway("http://u:p@127.0.0.1/send").sms.gateway));
+  fs::remove(password);
 }
 
 TEST_CASE("engine: categories may skip reading consent, but not while requiring it") {

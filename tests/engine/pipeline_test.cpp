@@ -191,7 +191,18 @@ TEST_CASE("pipeline: what cannot be sent is answered at once, with the reason") 
   f.p->admit(*c, entry("3-0", "kari@avd1.example", big_data), nullptr, f.t0);
   f.p->admit(*c, entry("4-0", "not an address"), nullptr, f.t0);
   f.p->admit(*sms, entry("5-0", "12"), nullptr, f.t0);
-  CHECK(f.p->records_waiting() == 5);
+  // A portal writing the stream directly is held to enqueue's bounds.
+  std::string long_to = std::string(320, 'k') + "@avd1.example";
+  f.p->admit(*c, entry("6-0", long_to), nullptr, f.t0);
+  std::string long_id(257, 'M');
+  auto long_member = entry("7-0");
+  long_member.member = long_id;
+  f.p->admit(*c, long_member, nullptr, f.t0);
+  // What the mover puts back for a retry-set member it could not use.
+  auto unusable = entry("8-0");
+  unusable.malformed = "unusable retry: not JSON";
+  f.p->admit(*c, unusable, nullptr, f.t0);
+  CHECK(f.p->records_waiting() == 8);
   CHECK(f.p->ready() == 0);
   check_invariants(*f.p);
 
@@ -205,8 +216,13 @@ TEST_CASE("pipeline: what cannot be sent is answered at once, with the reason") 
   CHECK(got["3-0"] == std::pair{final_state::failed, std::string("template data larger than 64 KiB")});
   CHECK(got["4-0"].first == final_state::skipped);
   CHECK(got["5-0"].first == final_state::skipped);
+  CHECK(got["6-0"] == std::pair{final_state::failed, std::string("'to' longer than 320 bytes")});
+  CHECK(got["7-0"] == std::pair{final_state::failed, std::string("'id' (member id) longer than 256 bytes")});
+  CHECK(got["8-0"] == std::pair{final_state::failed, std::string("unusable retry: not JSON")});
+  for (std::uint32_t i = 0; i < f.p->capacity(); ++i)
+    if (f.p->at(i).entry_id == "7-0") CHECK(f.p->at(i).member.empty());
   f.record_all();
-  CHECK(f.obs.counts.size() == 5);
+  CHECK(f.obs.counts.size() == 8);
   CHECK(f.p->free_slots() == f.p->capacity());
 }
 

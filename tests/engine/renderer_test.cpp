@@ -196,3 +196,29 @@ TEST_CASE("renderer: the missing-variable handler sees what the data lacks") {
   CHECK(std::count(missing.begin(), missing.end(), "subject_line") == 1);
   CHECK(std::count(missing.begin(), missing.end(), "name") == 0);
 }
+
+TEST_CASE("renderer: a render cut off by the render budget is failed, for e-mail and SMS") {
+  config cfg;
+  auto def = newsletter();
+  // Twice itself at every level while the member's data says `deep`: 2^100 expansions.
+  def.templates["text"] = "Hei {{name}}\n{{#deep}}{{>twice}}{{/deep}}\n";
+  def.partials = {{"twice", "{{#deep}}{{>twice}}{{>twice}}{{/deep}}x"}};
+  auto r = compile(def, cfg);
+  adapters::delivery d;
+  REQUIRE_FALSE(r->prepare_email("1-0", "kari@avd1.example", "M1", R"({"name":"Kari"})", d));
+  auto blown = r->prepare_email("1-1", "kari@avd1.example", "M2", R"({"name":"Kari","deep":true})", d);
+  REQUIRE(blown);
+  CHECK(blown->state == queue::final_state::failed);
+  CHECK(blown->reason.rfind("render budget exceeded in template text", 0) == 0);
+
+  queue::campaign_definition sms;
+  sms.id = "sms-budget";
+  sms.kind = queue::channel::sms;
+  sms.templates = {{"sms", "Hei {{#deep}}{{>twice}}{{/deep}}\n"}};
+  sms.partials = def.partials;
+  templates::sms::message m;
+  auto blown_sms = compile(sms, cfg)->render_sms("+4799999999", "M2", R"({"deep":true})", m);
+  REQUIRE(blown_sms);
+  CHECK(blown_sms->state == queue::final_state::failed);
+  CHECK(blown_sms->reason.rfind("render budget exceeded in template sms", 0) == 0);
+}

@@ -54,6 +54,24 @@ TEST_CASE("e2e: a recipient file with bad lines is refused, each line named") {
   CHECK(field(s, "pending") == 5);
 }
 
+TEST_CASE("e2e: oversized fields and quoted local parts that need quoting are refused, each line named") {
+  fixture f;
+  auto big = std::string(64 * 1024, 'x');
+  auto members = write_members(f.dir, 6, {{1, "{\"to\": \"" + std::string(330, 'k') + "@avd1.example\"}"},
+                                          {2, "{\"to\": \"m2@avd1.example\", \"id\": \"" + std::string(257, 'M') + "\"}"},
+                                          {3, "{\"to\": \"m3@avd1.example\", \"note\": \"" + big + "\"}"},
+                                          {4, "{\"to\": \"\\\"kari nordmann\\\"@avd1.example\"}"}});
+  auto r = f.enqueue("sizes", members);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  auto file = members.string();
+  CHECK(r.output.find(file + ":2: 'to' longer than 320 bytes") != std::string::npos);
+  CHECK(r.output.find(file + ":3: 'id' (member id) longer than 256 bytes") != std::string::npos);
+  CHECK(r.output.find(file + ":4: template data larger than 64 KiB") != std::string::npos);
+  CHECK(r.output.find(file + ":5: quoted local part with characters that need quoting") != std::string::npos);
+  CHECK(r.output.find("4 of 6 recipients have problems; nothing was enqueued") != std::string::npos);
+}
+
 TEST_CASE("e2e: CSV recipients with quoted fields are read and a bad CSV row is named") {
   fixture f;
   auto csv = f.dir / "members.csv";

@@ -32,6 +32,9 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
     writer.add("per@avd1.example", "M4", "{broken");                            // failed: data not JSON
     writer.add("åse@avd1.example", "M5", "{}");                                 // sent: the sink offers SMTPUTF8
     writer.add("trond@avd1.example", "M6", R"({"name":"Trond\r\nBcc: evil@x.example"})");  // sent, safely
+    writer.add("\"a b\"@avd1.example", "M8", "{}");  // skipped: To: could not name the envelope's mailbox
+    writer.add("m9@avd1.example", std::string(300, '9'), "{}");                 // failed: member id too long
+    writer.add(std::string(321, '+'), "M10", "{}");                              // failed: 'to' too long
     auto flushed = co_await writer.async_flush();
     REQUIRE(flushed.has_value());
     // An entry without `to`, as a portal with a bug might write it.
@@ -41,7 +44,7 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
     auto added = co_await conn.async_exec(req, replies);
     REQUIRE_FALSE(added);
     req.clear();
-    req.command("HSET", q::keys().campaign("hostile"), "total", 7);
+    req.command("HSET", q::keys().campaign("hostile"), "total", 10);
     req.command("ZADD", q::keys().registry(), 5, "hostile");
     auto sealed = co_await conn.async_exec(req, replies);
     REQUIRE_FALSE(sealed);
@@ -51,10 +54,10 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   INFO(run.output);
   REQUIRE(run.code == 0);
   auto s = campaign_status(dir, config, "hostile");
-  require_adds_up(s, 7);
+  require_adds_up(s, 10);
   CHECK(field(s, "sent") == 2);
-  CHECK(field(s, "skipped") == 2);
-  CHECK(field(s, "failed") == 3);
+  CHECK(field(s, "skipped") == 3);
+  CHECK(field(s, "failed") == 5);
 
   auto reasons = outcome_reasons(redis, "hostile");
   CHECK(reasons["M1"] == "address has no @");
@@ -62,6 +65,10 @@ TEST_CASE("e2e: hostile stream entries are skipped or failed with a reason, neve
   CHECK(reasons["M3"] == "template data is not a JSON object");
   CHECK(reasons["M4"].rfind("template data is not valid JSON", 0) == 0);
   CHECK(reasons["M7"].find("'to' missing") != std::string::npos);
+  CHECK(reasons["M8"] == "quoted local part with characters that need quoting (blanks, specials, escapes): not supported");
+  CHECK(reasons["M10"] == "'to' longer than 320 bytes");
+  // The oversized member id is not carried into the outcome.
+  CHECK(reasons["(none)"] == "'id' (member id) longer than 256 bytes");
 
   // The messages sent have no injected header.
   auto seen = arrivals(maildir);
@@ -123,4 +130,49 @@ TEST_CASE("e2e: a campaign whose definition is unusable fails each recipient wit
   require_adds_up(s2, 1);
   CHECK(field(s2, "failed") == 1);
   CHECK(run.output.find("field 'priority' is 'high'") != std::string::npos);
+}
+
+TEST_CASE("e2e: a registry id that enqueue would refuse is skipped and said, the other campaigns are served") {
+  temp_dir dir;
+  auto redis = start_redis(dir);
+  auto maildir = dir / "mail";
+  auto sink = start_own_sink(dir, {"--maildir", maildir.string()});
+  auto config = write_config(dir, redis, sink.port);
+  const std::string hostile = "x}:y{z";
+  const q::keys k;
+  with_redis(redis, [&](q::connection& conn) -> asio::awaitable<void> {
+    q::campaign_definition def;
+    def.id = "fine";
+    def.from_address = "nyheter@forbundet.example";
+    def.templates = {{"subject", "Hei"}, {"text", "Hei\n"}};
+    q::campaign_writer writer(conn, k, def);
+    auto created = co_await writer.async_create();
+    REQUIRE(created.has_value());
+    writer.add("fine@avd1.example", "M1", "{}");
+    auto sealed = co_await writer.async_seal();
+    REQUIRE(sealed.has_value());
+    // A complete campaign under an id with hash-tag braces, written by hand as a buggy portal would.
+    def.id = hostile;
+    q::request req;
+    req.begin(2 + 2 * def.to_fields().size()).arg("HSET").arg(k.campaign(hostile));
+    for (auto& [name, value] : def.to_fields()) req.arg(name).arg(value);
+    req.command("HSET", k.campaign(hostile), "total", 1);
+    req.command("XGROUP", "CREATE", k.recipients(hostile), q::consumer_group, "0", "MKSTREAM");
+    req.command("XADD", k.recipients(hostile), "*", "to", "hostile@avd1.example", "id", "H1", "data", "{}");
+    req.command("ZADD", k.registry(), 9, hostile);
+    std::vector<q::reply_ptr> replies;
+    auto written = co_await conn.async_exec(req, replies);
+    REQUIRE_FALSE(written);
+    for (auto& r : replies) REQUIRE(q::error_of(r.get()) == std::nullopt);
+  });
+  auto run = run_cli(dir, {"run", "--config", config.string(), "--until-idle"});
+  INFO(run.output);
+  REQUIRE(run.code == 0);
+  CHECK(run.output.find("the campaign registry holds ids that are not valid campaign ids") != std::string::npos);
+  require_adds_up(campaign_status(dir, config, "fine"), 1);
+  auto seen = arrivals(maildir);
+  CHECK(seen == std::map<std::string, int>{{"fine@avd1.example", 1}});
+  // Nothing was read or recorded under the hostile id's keys.
+  CHECK(redis_integer(redis, {"EXISTS", k.counts(hostile)}) == 0);
+  CHECK(redis_integer(redis, {"XLEN", k.recipients(hostile)}) == 1);
 }

@@ -94,10 +94,11 @@ TEST_CASE("typed replies: recorded batches and moved retries") {
   // One count per record, or the batch is not taken as recorded.
   CHECK_FALSE(parse_record_result(parse_one("*3\r\n:3\r\n:0\r\n*2\r\n:1\r\n:0\r\n").get(), 3));
   CHECK_FALSE(parse_record_result(parse_one("-ERR script failed\r\n").get(), 1));
-  auto moved = parse_moved_retries(parse_one("*2\r\n:5\r\n:40\r\n").get());
+  auto moved = parse_moved_retries(parse_one("*3\r\n:5\r\n:40\r\n:2\r\n").get());
   REQUIRE(moved);
   CHECK(moved->moved == 5);
   CHECK(moved->waiting == 40);
+  CHECK(moved->malformed == 2);
   CHECK_FALSE(parse_moved_retries(parse_one(":5\r\n").get()));
 }
 

@@ -14,6 +14,7 @@ namespace {
 gateway_config kannel() {
   gateway_config c;
   c.kind = gateway_kind::kannel;
+  c.method = http_method::get;  // the default is post; get is what puts everything in the URL
   c.url = "http://127.0.0.1:13013/cgi-bin/sendsms";
   c.username = "budstikke";
   c.password = "p&ss=w?rd";
