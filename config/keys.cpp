@@ -289,7 +289,7 @@ constexpr config_key<email_config> email_[]{
      .shown = [](const email_config& e) { return shown_list(e.unsubscribe_categories); }},
     {.name = "unsubscribe_secret_file",
      .bounds = "readable file",
-     .meaning = "file holding the signing secret (a trailing line break is not part of it)"},
+     .meaning = "file holding the signing secret, at least 16 bytes (a trailing line break is not part of it)"},
 };
 
 constexpr config_key<sms_config> sms_[]{
@@ -384,9 +384,11 @@ const environment_variable environment_[]{
     {"BUDSTIKKE_SMTP_PASSWORD_FILE", "file holding the SMTP AUTH password",
      [](config& c, const std::string& v) { c.smtp.password = read_secret_file(v); }},
     {"BUDSTIKKE_UNSUBSCRIBE_SECRET", "the secret that signs unsubscribe tokens (at least 16 bytes)",
-     [](config& c, const std::string& v) { c.email.unsubscribe_secret = v; }},
+     [](config& c, const std::string& v) { set_unsubscribe_secret(c, v, "BUDSTIKKE_UNSUBSCRIBE_SECRET"); }},
     {"BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE", "file holding that secret",
-     [](config& c, const std::string& v) { c.email.unsubscribe_secret = read_secret_file(v); }},
+     [](config& c, const std::string& v) {
+       set_unsubscribe_secret(c, read_secret_file(v), fmt::format("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE '{}'", v));
+     }},
     {"BUDSTIKKE_SMS_PASSWORD", "the SMS gateway's password (Kannel's sendsms user, or HTTP basic auth)",
      [](config& c, const std::string& v) {
        if (c.sms.gateway) c.sms.gateway->password = v;

@@ -267,6 +267,7 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
 }
 
 // The tokens are what a portal trusts to unsubscribe a member: no headers without a secret.
+// Its length was checked where it was read.
 void check_unsubscribe(const config& cfg, const std::string& where) {
   const auto& e = cfg.email;
   if ((e.unsubscribe_url.empty() && e.unsubscribe_mailto.empty()) || e.unsubscribe_categories.empty()) return;
@@ -278,8 +279,6 @@ void check_unsubscribe(const config& cfg, const std::string& where) {
         "BUDSTIKKE_UNSUBSCRIBE_SECRET, BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE or email.unsubscribe_secret_file",
         where, categories));
   }
-  if (e.unsubscribe_secret.size() < min_unsubscribe_secret)
-    throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
 }
 
 // The keys a relay can set, at the top of `smtp` (the one-relay case and the defaults) and in
@@ -431,6 +430,12 @@ bool email_config::unsubscribe_enabled(std::string_view category) const {
   return false;
 }
 
+void set_unsubscribe_secret(config& cfg, std::string secret, std::string_view where) {
+  if (secret.size() < min_unsubscribe_secret)
+    throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
+  cfg.email.unsubscribe_secret = std::move(secret);
+}
+
 std::string read_secret_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw config_error(fmt::format("cannot read secret file '{}'", path));
@@ -569,7 +574,9 @@ config load_config(const std::string& path) {
     throw config_error(fmt::format("{}: engine.consumer_timeout_ms must be at least twice engine.heartbeat_interval_ms", path));
   if (!redis_url.empty()) set_redis_url(cfg, redis_url, path + ": redis.url");
   if (!redis_password_file.empty()) cfg.redis.password = read_secret_file(redis_password_file);
-  if (!unsubscribe_secret_file.empty()) cfg.email.unsubscribe_secret = read_secret_file(unsubscribe_secret_file);
+  if (!unsubscribe_secret_file.empty())
+    set_unsubscribe_secret(cfg, read_secret_file(unsubscribe_secret_file),
+                           fmt::format("{}: email.unsubscribe_secret_file '{}'", path, unsubscribe_secret_file));
   if (!smtp_password_file.empty()) cfg.smtp.password = read_secret_file(smtp_password_file);
   if (!sms_password_file.empty()) cfg.sms.gateway->password = read_secret_file(sms_password_file);
   if (!sms_token_file.empty()) cfg.sms.gateway->bearer_token = read_secret_file(sms_token_file);

@@ -21,6 +21,9 @@ void apply_environment(config& cfg);
 
 // A secret file's content without its trailing line breaks; config_error when it cannot be read.
 std::string read_secret_file(const std::string& path);
+// Sets the unsubscribe secret; config_error naming `where` (a variable or a file, never the
+// secret) when it is shorter than 16 bytes: a short secret makes tokens forgeable.
+void set_unsubscribe_secret(config& cfg, std::string secret, std::string_view where);
 // Points cfg.redis at the URL and keeps its timeouts; config_error naming `where` if it is none.
 void set_redis_url(config& cfg, const std::string& url, const std::string& where);
 

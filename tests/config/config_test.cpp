@@ -92,6 +92,45 @@ TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a fi
   CHECK(load_error("email:\n  unsubscribe_categories: [newsletter]\n").empty());
 }
 
+// The admin port applies tokens whenever a secret is configured, URL or not: a short secret is
+// refused wherever it comes from, and the message names where, never the secret.
+TEST_CASE("engine: a short unsubscribe secret is refused wherever it is read, with or without a URL") {
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  const std::string with_url = "email:\n  unsubscribe_url: https://min.example/avmeld?t={token}\n";
+  const std::string without_url = "email:\n  unsubscribe_categories: [newsletter]\n";
+  const std::string fifteen = "fifteen-bytes-x";
+  REQUIRE(fifteen.size() == 15);
+
+  for (const auto& yaml : {with_url, without_url}) {
+    INFO(yaml);
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", fifteen.c_str(), 1);
+    auto error = load_error(yaml);
+    CHECK_THAT(error, Catch::Contains("BUDSTIKKE_UNSUBSCRIBE_SECRET: the unsubscribe secret is shorter than 16 bytes"));
+    CHECK_THAT(error, !Catch::Contains(fifteen));
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "x", 1);
+    CHECK_THAT(load_error(yaml), Catch::Contains("shorter than 16 bytes"));
+    ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+
+    auto short_file = write_yaml(fifteen + "\n");
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE", short_file.c_str(), 1);
+    CHECK_THAT(load_error(yaml), Catch::Contains("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE '" + short_file.string() +
+                                                 "': the unsubscribe secret is shorter than 16 bytes"));
+    ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+    error = load_error(yaml + "  unsubscribe_secret_file: " + short_file.string() + "\n");
+    CHECK_THAT(error, Catch::Contains("email.unsubscribe_secret_file '" + short_file.string() +
+                                      "': the unsubscribe secret is shorter than 16 bytes"));
+    fs::remove(short_file);
+  }
+
+  // Without a configuration file too (`budstikke consent withdraw --token` needs none).
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", fifteen.c_str(), 1);
+  CHECK_THROWS_WITH(default_config(), Catch::Contains("shorter than 16 bytes"));
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", (fifteen + "y").c_str(), 1);
+  CHECK(default_config().email.unsubscribe_secret == fifteen + "y");  // 16 bytes are enough
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+}
+
 TEST_CASE("engine: sms settings") {
   auto p = write_yaml("sms:\n  normalise: false\n  max_segments: 3\n");
   auto cfg = load_config(p.string());
