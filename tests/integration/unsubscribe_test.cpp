@@ -144,7 +144,7 @@ TEST_CASE("e2e: budstikke consent withdraw --token applies a token once, and ref
   REQUIRE(enq.code == 0);
 
   std::string token;
-  budstikke::templates::make_unsubscribe_token(secret, "vervekampanje", "M1", "email", token);
+  budstikke::templates::make_unsubscribe_token({"0", secret}, "vervekampanje", "M1", "email", token);
   auto winback = [&] {
     std::string value = "(nil)";
     with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
@@ -172,14 +172,14 @@ TEST_CASE("e2e: budstikke consent withdraw --token applies a token once, and ref
 
   // Signed with another secret: refused, nothing written.
   std::string foreign;
-  budstikke::templates::make_unsubscribe_token("another-secret-0123456789abcdef", "vervekampanje", "M0", "email", foreign);
+  budstikke::templates::make_unsubscribe_token({"0", "another-secret-0123456789abcdef"}, "vervekampanje", "M0", "email", foreign);
   r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", foreign});
   CHECK(r.code == 2);
   CHECK(r.output.find("invalid token") != std::string::npos);
 
   // A campaign that is gone: its category is unknown, so nothing is guessed.
   std::string orphan;
-  budstikke::templates::make_unsubscribe_token(secret, "slettet-kampanje", "M0", "email", orphan);
+  budstikke::templates::make_unsubscribe_token({"0", secret}, "slettet-kampanje", "M0", "email", orphan);
   r = run_cli(dir, {"consent", "withdraw", "--config", config.string(), "--token", orphan});
   CHECK(r.code == 2);
   CHECK(r.output.find("unknown campaign") != std::string::npos);
