@@ -28,21 +28,6 @@ fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis,
   return path;
 }
 
-
-// The token in the List-Unsubscribe header of the message delivered to `address`.
-std::string token_delivered_to(const fs::path& maildir, const std::string& address) {
-  std::regex header(R"(List-Unsubscribe: <https://min\.forbundet\.example/avmeld\?t=([A-Za-z0-9_.-]+)>)");
-  for (const auto& f : fs::directory_iterator(maildir / "new")) {
-    auto text = slurp(f.path());
-    if (text.find("<" + address + ">") == std::string::npos) continue;
-    std::smatch m;
-    REQUIRE(std::regex_search(text, m, header));
-    return m[1];
-  }
-  FAIL("no message for " << address);
-  return {};
-}
-
 // The member's consent field for e-mail newsletters, or "(nil)".
 std::string newsletter_consent(const redis_server& redis, const std::string& member) {
   std::string value = "(nil)";
