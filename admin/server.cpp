@@ -203,7 +203,7 @@ struct server::impl {
     const auto peer = stream.socket().remote_endpoint(peer_ec).address();
     beast::flat_buffer buffer(max_header_bytes + max_body_bytes);
     const auto head_timeout = reserved ? std::min(limits.head_timeout, reserved_head_timeout) : limits.head_timeout;
-    const bool unsubscribe_enabled = cfg && !cfg->email.unsubscribe_secret.empty();
+    const bool unsubscribe_enabled = cfg && cfg->email.has_unsubscribe_secret();
     for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(max_header_bytes);

@@ -17,6 +17,7 @@
 #include "adapters/smtp/config.hpp"
 #include "queue/redis.hpp"
 #include "queue/schema.hpp"
+#include "templates/unsubscribe.hpp"
 
 namespace budstikke {
 
@@ -116,8 +117,17 @@ struct email_config {
   std::string unsubscribe_url;      // https://..., "{token}" is replaced by the signed token
   std::string unsubscribe_mailto;   // optional mailto:...; "{token}" is replaced too
   std::vector<std::string> unsubscribe_categories{"newsletter", "winback"};
-  // Signs the tokens. Only from BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file.
+  // Signs the tokens (and verifies them), under its key id. Only from the environment or files:
+  // BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file (key id "0"), or the first
+  // line of email.unsubscribe_secrets_file or BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE.
   std::string unsubscribe_secret;
+  std::string unsubscribe_key_id = "0";
+  // Verify only: the other lines of that list, e.g. a replaced secret, kept until the links it
+  // signed may go. Every secret has at least 16 bytes, every id is unique.
+  std::vector<templates::unsubscribe_key> unsubscribe_accepted_keys;
+  bool has_unsubscribe_secret() const { return !unsubscribe_secret.empty(); }
+  // Every key that verifies tokens, the signing one first.
+  std::vector<templates::unsubscribe_key> unsubscribe_keys() const;
   bool unsubscribe_enabled(std::string_view category) const;
 };
 

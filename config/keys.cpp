@@ -317,7 +317,13 @@ constexpr config_key<email_config> email_[]{
      .shown = [](const email_config& e) { return shown_list(e.unsubscribe_categories); }},
     {.name = "unsubscribe_secret_file",
      .bounds = "readable file",
-     .meaning = "file holding the signing secret (a trailing line break is not part of it)"},
+     .meaning = "file holding the signing secret, at least 16 bytes, key id `0` (a trailing line break is not part "
+                "of it)"},
+    {.name = "unsubscribe_secrets_file",
+     .bounds = "readable file of 1 to 16 lines `KEYID SECRET`",
+     .meaning = "instead of one secret, the keys: the first signs, every one verifies, so that a secret can be "
+                "replaced without breaking the links already sent ([unsubscribe.md](unsubscribe.md#replacing-the-secret)). "
+                "Ids are 1 to 8 of `A-Z a-z 0-9 _ -`, unique; secrets at least 16 bytes, without blanks"},
 };
 
 constexpr config_key<sms_config> sms_[]{
@@ -418,10 +424,15 @@ const environment_variable environment_[]{
      [](config& c, const std::string& v) { c.smtp.password = v; }},
     {"BUDSTIKKE_SMTP_PASSWORD_FILE", "file holding the SMTP AUTH password",
      [](config& c, const std::string& v) { c.smtp.password = read_secret_file(v); }},
-    {"BUDSTIKKE_UNSUBSCRIBE_SECRET", "the secret that signs unsubscribe tokens (at least 16 bytes)",
-     [](config& c, const std::string& v) { c.email.unsubscribe_secret = v; }},
+    {"BUDSTIKKE_UNSUBSCRIBE_SECRET", "the secret that signs unsubscribe tokens, key id `0` (at least 16 bytes)",
+     [](config& c, const std::string& v) { set_unsubscribe_secret(c, v, "BUDSTIKKE_UNSUBSCRIBE_SECRET"); }},
     {"BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE", "file holding that secret",
-     [](config& c, const std::string& v) { c.email.unsubscribe_secret = read_secret_file(v); }},
+     [](config& c, const std::string& v) {
+       set_unsubscribe_secret(c, read_secret_file(v), fmt::format("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE '{}'", v));
+     }},
+    {"BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE",
+     "instead of one secret, a file listing the unsubscribe keys, as `email.unsubscribe_secrets_file`",
+     [](config& c, const std::string& v) { read_unsubscribe_secrets_file(c, v); }},
     {"BUDSTIKKE_SMS_PASSWORD", "the SMS gateway's password (Kannel's sendsms user, or HTTP basic auth)",
      [](config& c, const std::string& v) {
        if (c.sms.gateway) c.sms.gateway->password = v;

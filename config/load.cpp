@@ -200,6 +200,7 @@ void read_categories(const std::string& path, const YAML::Node& node, config& cf
 }
 
 constexpr std::size_t min_unsubscribe_secret = 16;
+constexpr std::size_t max_unsubscribe_keys = 16;
 
 void read_url(section_reader& r, const YAML::Node& n, const std::string& key, std::string_view scheme, std::string& target) {
   if (!n.IsScalar()) r.fail(n, key, "expected a string");
@@ -263,20 +264,34 @@ void read_sms_gateway(const std::string& path, const YAML::Node& node, adapters:
     r.fail(node, "fields", "the to and text fields need names");
 }
 
-// The tokens are what a portal trusts to unsubscribe a member: no headers without a secret.
-void check_unsubscribe(const config& cfg, const std::string& where) {
+// The tokens are what a portal trusts to unsubscribe a member: no headers without a secret, and
+// one secret or one list, never both (which of them signs would be a matter of reading order).
+// Each secret's length was checked where it was read.
+void check_unsubscribe(const config& cfg, const std::string& where, bool secret_in_file, bool list_in_file) {
+  auto in_environment = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v;
+  };
+  const bool secret = secret_in_file || in_environment("BUDSTIKKE_UNSUBSCRIBE_SECRET") ||
+                      in_environment("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  const bool list = list_in_file || in_environment("BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE");
+  if (secret && list)
+    throw config_error(fmt::format(
+        "{}: both an unsubscribe secret (BUDSTIKKE_UNSUBSCRIBE_SECRET, BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE or "
+        "email.unsubscribe_secret_file) and a list of them (email.unsubscribe_secrets_file or "
+        "BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE) are given: keep the list only, with the secret in it",
+        where));
   const auto& e = cfg.email;
   if ((e.unsubscribe_url.empty() && e.unsubscribe_mailto.empty()) || e.unsubscribe_categories.empty()) return;
-  if (e.unsubscribe_secret.empty()) {
+  if (!e.has_unsubscribe_secret()) {
     std::string categories;
     for (const auto& c : e.unsubscribe_categories) categories += (categories.empty() ? "" : ", ") + c;
     throw config_error(fmt::format(
         "{}: List-Unsubscribe is configured for {} but there is no secret to sign its tokens: set "
-        "BUDSTIKKE_UNSUBSCRIBE_SECRET, BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE or email.unsubscribe_secret_file",
+        "BUDSTIKKE_UNSUBSCRIBE_SECRET, BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE, email.unsubscribe_secret_file, "
+        "email.unsubscribe_secrets_file or BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE",
         where, categories));
   }
-  if (e.unsubscribe_secret.size() < min_unsubscribe_secret)
-    throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
 }
 
 // The keys a relay can set, at the top of `smtp` (the one-relay case and the defaults) and in
@@ -428,6 +443,54 @@ bool email_config::unsubscribe_enabled(std::string_view category) const {
   return false;
 }
 
+void set_unsubscribe_secret(config& cfg, std::string secret, std::string_view where) {
+  if (secret.size() < min_unsubscribe_secret)
+    throw config_error(fmt::format("{}: the unsubscribe secret is shorter than {} bytes", where, min_unsubscribe_secret));
+  cfg.email.unsubscribe_secret = std::move(secret);
+  cfg.email.unsubscribe_key_id = "0";
+  cfg.email.unsubscribe_accepted_keys.clear();
+}
+
+void read_unsubscribe_secrets_file(config& cfg, const std::string& path) {
+  std::istringstream text(read_secret_file(path));
+  std::vector<templates::unsubscribe_key> keys;
+  std::string line;
+  for (int number = 1; std::getline(text, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::istringstream fields(line);
+    std::string id, secret, more;
+    fields >> id >> secret >> more;
+    if (id.empty() || id.front() == '#') continue;
+    // Never the secret in a message: the file and line say where.
+    const auto where = fmt::format("{}:{}", path, number);
+    if (secret.empty() || !more.empty())
+      throw config_error(fmt::format("{}: expected KEYID SECRET (the secret without blanks)", where));
+    if (!templates::valid_unsubscribe_key_id(id))
+      throw config_error(fmt::format("{}: '{}' is not a key id (1 to 8 of A-Z a-z 0-9 _ -)", where, id));
+    for (const auto& k : keys)
+      if (k.id == id) throw config_error(fmt::format("{}: key id '{}' is given twice", where, id));
+    if (secret.size() < min_unsubscribe_secret)
+      throw config_error(fmt::format("{}: the secret of key '{}' is shorter than {} bytes", where, id,
+                                     min_unsubscribe_secret));
+    if (keys.size() == max_unsubscribe_keys)
+      throw config_error(fmt::format("{}: more than {} keys", where, max_unsubscribe_keys));
+    keys.push_back({std::move(id), std::move(secret)});
+  }
+  if (keys.empty()) throw config_error(fmt::format("{}: no unsubscribe keys (one KEYID SECRET a line)", path));
+  cfg.email.unsubscribe_key_id = std::move(keys.front().id);
+  cfg.email.unsubscribe_secret = std::move(keys.front().secret);
+  keys.erase(keys.begin());
+  cfg.email.unsubscribe_accepted_keys = std::move(keys);
+}
+
+std::vector<templates::unsubscribe_key> email_config::unsubscribe_keys() const {
+  std::vector<templates::unsubscribe_key> keys;
+  if (!has_unsubscribe_secret()) return keys;
+  keys.push_back({unsubscribe_key_id, unsubscribe_secret});
+  keys.insert(keys.end(), unsubscribe_accepted_keys.begin(), unsubscribe_accepted_keys.end());
+  return keys;
+}
+
 std::string read_secret_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw config_error(fmt::format("cannot read secret file '{}'", path));
@@ -461,6 +524,7 @@ config default_config() {
   config cfg;
   apply_environment(cfg);
   finish_smtp("defaults", std::nullopt, cfg);
+  check_unsubscribe(cfg, "environment", false, false);
   return cfg;
 }
 
@@ -477,6 +541,7 @@ config load_config(const std::string& path) {
   if (root.IsNull()) {
     apply_environment(cfg);
     finish_smtp(path, std::nullopt, cfg);
+    check_unsubscribe(cfg, path, false, false);
     return cfg;
   }
 
@@ -541,8 +606,9 @@ config load_config(const std::string& path) {
     cfg.email.unsubscribe_categories.clear();
     for (const auto& c : n) cfg.email.unsubscribe_categories.push_back(c.as<std::string>());
   });
-  std::string unsubscribe_secret_file;
+  std::string unsubscribe_secret_file, unsubscribe_secrets_file;
   email.text("unsubscribe_secret_file", unsubscribe_secret_file);
+  email.text("unsubscribe_secrets_file", unsubscribe_secrets_file);
 
   section_reader sms(path, "sms");
   sms.bind(sms_keys, cfg.sms);
@@ -570,14 +636,17 @@ config load_config(const std::string& path) {
     throw config_error(fmt::format("{}: engine.consumer_timeout_ms must be at least twice engine.heartbeat_interval_ms", path));
   if (!redis_url.empty()) set_redis_url(cfg, redis_url, path + ": redis.url");
   if (!redis_password_file.empty()) cfg.redis.password = read_secret_file(redis_password_file);
-  if (!unsubscribe_secret_file.empty()) cfg.email.unsubscribe_secret = read_secret_file(unsubscribe_secret_file);
+  if (!unsubscribe_secret_file.empty())
+    set_unsubscribe_secret(cfg, read_secret_file(unsubscribe_secret_file),
+                           fmt::format("{}: email.unsubscribe_secret_file '{}'", path, unsubscribe_secret_file));
+  if (!unsubscribe_secrets_file.empty()) read_unsubscribe_secrets_file(cfg, unsubscribe_secrets_file);
   if (!smtp_password_file.empty()) cfg.smtp.password = read_secret_file(smtp_password_file);
   if (!sms_password_file.empty()) cfg.sms.gateway->password = read_secret_file(sms_password_file);
   if (!sms_token_file.empty()) cfg.sms.gateway->bearer_token = read_secret_file(sms_token_file);
   if (cfg.sms.gateway) cfg.sms.gateway->log = log_gateway_event;
   apply_environment(cfg);
   finish_smtp(path, smtp_relays, cfg);
-  check_unsubscribe(cfg, path);
+  check_unsubscribe(cfg, path, !unsubscribe_secret_file.empty(), !unsubscribe_secrets_file.empty());
   return cfg;
 }
 

@@ -21,6 +21,14 @@ void apply_environment(config& cfg);
 
 // A secret file's content without its trailing line breaks; config_error when it cannot be read.
 std::string read_secret_file(const std::string& path);
+// Makes `secret` the one unsubscribe key (id "0"); config_error naming `where` (a variable or a
+// file, never the secret) when it is shorter than 16 bytes: a short secret makes tokens forgeable.
+void set_unsubscribe_secret(config& cfg, std::string secret, std::string_view where);
+// Makes the file's keys the unsubscribe keys: one `KEYID SECRET` a line (blank lines and lines
+// starting with '#' aside), the first signs; config_error naming the file and line when a line is
+// not that, an id is not [A-Za-z0-9_-]{1,8} or repeats, a secret is short, or there are no keys
+// or more than 16.
+void read_unsubscribe_secrets_file(config& cfg, const std::string& path);
 // Points cfg.redis at the URL and keeps its timeouts; config_error naming `where` if it is none.
 void set_redis_url(config& cfg, const std::string& url, const std::string& where);
 

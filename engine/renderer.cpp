@@ -112,7 +112,7 @@ support::result<std::unique_ptr<campaign_renderer>> campaign_renderer::compile(c
 
   if (cfg.email.unsubscribe_enabled(def.category)) {
     r->unsubscribe_ = true;
-    r->unsubscribe_secret_ = cfg.email.unsubscribe_secret;
+    r->unsubscribe_key_ = {cfg.email.unsubscribe_key_id, cfg.email.unsubscribe_secret};
     r->unsubscribe_url_ = cfg.email.unsubscribe_url;
     r->unsubscribe_mailto_ = cfg.email.unsubscribe_mailto;
   }
@@ -121,7 +121,7 @@ support::result<std::unique_ptr<campaign_renderer>> campaign_renderer::compile(c
 
 void campaign_renderer::make_unsubscribe_values(std::string_view member) {
   token_buf_.clear();
-  templates::make_unsubscribe_token(unsubscribe_secret_, campaign_id_, member, "email", token_buf_);
+  templates::make_unsubscribe_token(unsubscribe_key_, campaign_id_, member, "email", token_buf_);
   replace_token(unsubscribe_url_, token_buf_, url_buf_);
   replace_token(unsubscribe_mailto_, token_buf_, mailto_buf_);
   list_unsubscribe_buf_.clear();

@@ -13,6 +13,7 @@
 #include "support/result.hpp"
 #include "templates/mustache.hpp"
 #include "templates/sms.hpp"
+#include "templates/unsubscribe.hpp"
 
 namespace budstikke::engine {
 
@@ -68,7 +69,8 @@ class campaign_renderer {
   std::string message_id_domain_;
   std::string message_id_salt_;
   bool unsubscribe_ = false;
-  std::string unsubscribe_secret_, unsubscribe_url_, unsubscribe_mailto_;
+  templates::unsubscribe_key unsubscribe_key_;  // the signing key
+  std::string unsubscribe_url_, unsubscribe_mailto_;
   bool sms_normalise_ = true;
   std::size_t max_sms_segments_ = 6;
   std::optional<templates::compiled_template> subject_, text_, html_, sms_;

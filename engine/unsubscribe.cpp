@@ -56,15 +56,16 @@ asio::awaitable<withdrawal_result> apply_withdrawal(queue::connection& conn, con
 asio::awaitable<withdrawal_result> apply_unsubscribe_token(queue::connection& conn, const config& cfg,
                                                            std::string_view token, std::string_view source) {
   withdrawal_result result;
-  if (cfg.email.unsubscribe_secret.empty()) {
+  if (!cfg.email.has_unsubscribe_secret()) {
     result.status = withdrawal_status::no_secret;
-    result.detail = "set BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE) or email.unsubscribe_secret_file";
+    result.detail = "set BUDSTIKKE_UNSUBSCRIBE_SECRET(_FILE), email.unsubscribe_secret_file or a list of keys "
+                    "(email.unsubscribe_secrets_file)";
     co_return result;
   }
-  auto fields = templates::verify_unsubscribe_token(cfg.email.unsubscribe_secret, token);
+  auto fields = templates::verify_unsubscribe_token(cfg.email.unsubscribe_keys(), token);
   if (!fields || fields->member.empty() || !queue::valid_campaign_id(fields->campaign)) {
     result.status = withdrawal_status::invalid_token;
-    result.detail = !fields ? "malformed or not signed with the configured secret" : "the token names no member";
+    result.detail = !fields ? "malformed or not signed with a configured key" : "the token names no member";
     co_return result;
   }
   // The token names the campaign; the consent withdrawn is that of the campaign's category.

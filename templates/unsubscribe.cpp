@@ -15,6 +15,7 @@ using support::decode_base64url;
 namespace {
 
 constexpr std::size_t mac_size = 32;
+constexpr std::size_t max_key_id = 8;
 
 std::array<unsigned char, mac_size> mac(std::string_view secret, std::string_view payload) {
   std::array<unsigned char, mac_size> out{};
@@ -24,12 +25,37 @@ std::array<unsigned char, mac_size> mac(std::string_view secret, std::string_vie
   return out;
 }
 
+bool signed_with(std::string_view secret, std::string_view payload, std::string_view signature) {
+  const auto expected = mac(secret, payload);
+  return CRYPTO_memcmp(expected.data(), signature.data(), mac_size) == 0;
+}
+
+// The part of `s` before the next ':' from `pos`, and `pos` moved past that ':'; nullopt when
+// there is none.
+std::optional<std::string_view> next_field(std::string_view s, std::size_t& pos) {
+  const auto colon = s.find(':', pos);
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto field = s.substr(pos, colon - pos);
+  pos = colon + 1;
+  return field;
+}
+
 }  // namespace
 
-void make_unsubscribe_token(std::string_view secret, std::string_view campaign, std::string_view member,
+bool valid_unsubscribe_key_id(std::string_view id) {
+  if (id.empty() || id.size() > max_key_id) return false;
+  for (unsigned char c : id)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+void make_unsubscribe_token(const unsubscribe_key& key, std::string_view campaign, std::string_view member,
                             std::string_view channel, std::string& out) {
   thread_local std::string payload;
-  payload.assign("1:");
+  payload.assign("2:");
+  payload.append(key.id);
+  payload.push_back(':');
   payload.append(channel);
   payload.push_back(':');
   payload.append(campaign);
@@ -37,30 +63,53 @@ void make_unsubscribe_token(std::string_view secret, std::string_view campaign, 
   payload.append(member);
   append_base64url(payload, out);
   out.push_back('.');
-  const auto m = mac(secret, payload);
+  const auto m = mac(key.secret, payload);
   append_base64url(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()), out);
 }
 
-std::optional<unsubscribe_fields> verify_unsubscribe_token(std::string_view secret, std::string_view token) {
+std::optional<unsubscribe_fields> verify_unsubscribe_token(std::span<const unsubscribe_key> keys,
+                                                           std::string_view token) {
   const auto dot = token.find('.');
   if (dot == std::string_view::npos) return std::nullopt;
   std::string payload, signature;
   if (!decode_base64url(token.substr(0, dot), payload) || !decode_base64url(token.substr(dot + 1), signature) ||
       signature.size() != mac_size)
     return std::nullopt;
-  const auto expected = mac(secret, payload);
-  if (CRYPTO_memcmp(expected.data(), signature.data(), mac_size) != 0) return std::nullopt;
 
-  // Signed by us: the layout is ours, but check it rather than trust it.
-  const auto first = payload.find(':');
-  const auto second = first == std::string::npos ? first : payload.find(':', first + 1);
-  const auto third = second == std::string::npos ? second : payload.find(':', second + 1);
-  if (third == std::string::npos || payload.compare(0, first, "1") != 0) return std::nullopt;
+  // The version and key id are read before the signature is checked, to know which key to check
+  // it with; both are part of what is signed, so a changed one fails the check.
+  std::size_t pos = 0;
+  const auto version = next_field(payload, pos);
+  if (!version) return std::nullopt;
   unsubscribe_fields f;
-  f.version = 1;
-  f.channel = payload.substr(first + 1, second - first - 1);
-  f.campaign = payload.substr(second + 1, third - second - 1);
-  f.member = payload.substr(third + 1);
+  const unsubscribe_key* key = nullptr;
+  if (*version == "2") {
+    f.version = 2;
+    const auto id = next_field(payload, pos);
+    if (!id || !valid_unsubscribe_key_id(*id)) return std::nullopt;
+    for (const auto& k : keys)
+      if (k.id == *id) key = &k;
+    if (!key || !signed_with(key->secret, payload, signature)) return std::nullopt;
+  } else if (*version == "1") {
+    // No key id: any key may have signed it (tokens made before a key had an id).
+    f.version = 1;
+    for (const auto& k : keys)
+      if (signed_with(k.secret, payload, signature)) {
+        key = &k;
+        break;
+      }
+    if (!key) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+
+  const auto channel = next_field(payload, pos);
+  const auto campaign = channel ? next_field(payload, pos) : std::nullopt;
+  if (!campaign) return std::nullopt;
+  f.key_id = key->id;
+  f.channel = *channel;
+  f.campaign = *campaign;
+  f.member = payload.substr(pos);
   return f;
 }
 

@@ -105,6 +105,8 @@ TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a fi
   fs::remove(p);
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
   CHECK(cfg.email.unsubscribe_secret == "sixteen-bytes-or-more");
+  CHECK(cfg.email.unsubscribe_key_id == "0");
+  CHECK(cfg.email.has_unsubscribe_secret());
   CHECK(cfg.email.unsubscribe_enabled("newsletter"));
   CHECK_FALSE(cfg.email.unsubscribe_enabled("winback"));
 
@@ -120,6 +122,107 @@ TEST_CASE("engine: List-Unsubscribe needs a secret, from the environment or a fi
   CHECK(load_error("email:\n  unsubscribe_mailto: avmeld@min.example\n").find("mailto:") != std::string::npos);
   // Without a URL there are no headers, so no secret is needed.
   CHECK(load_error("email:\n  unsubscribe_categories: [newsletter]\n").empty());
+  CHECK_FALSE(load_yaml("email:\n  unsubscribe_categories: [newsletter]\n").email.has_unsubscribe_secret());
+}
+
+// The admin port applies tokens whenever a secret is configured, URL or not: a short secret is
+// refused wherever it comes from, and the message names where, never the secret.
+TEST_CASE("engine: a short unsubscribe secret is refused wherever it is read, with or without a URL") {
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE");
+  const std::string with_url = "email:\n  unsubscribe_url: https://min.example/avmeld?t={token}\n";
+  const std::string without_url = "email:\n  unsubscribe_categories: [newsletter]\n";
+  const std::string fifteen = "fifteen-bytes-x";
+  REQUIRE(fifteen.size() == 15);
+
+  for (const auto& yaml : {with_url, without_url}) {
+    INFO(yaml);
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", fifteen.c_str(), 1);
+    auto error = load_error(yaml);
+    CHECK_THAT(error, Catch::Contains("BUDSTIKKE_UNSUBSCRIBE_SECRET: the unsubscribe secret is shorter than 16 bytes"));
+    CHECK_THAT(error, !Catch::Contains(fifteen));
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "x", 1);
+    CHECK_THAT(load_error(yaml), Catch::Contains("shorter than 16 bytes"));
+    ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+
+    auto short_file = write_yaml(fifteen + "\n");
+    ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE", short_file.c_str(), 1);
+    CHECK_THAT(load_error(yaml), Catch::Contains("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE '" + short_file.string() +
+                                                 "': the unsubscribe secret is shorter than 16 bytes"));
+    ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+    error = load_error(yaml + "  unsubscribe_secret_file: " + short_file.string() + "\n");
+    CHECK_THAT(error, Catch::Contains("email.unsubscribe_secret_file '" + short_file.string() +
+                                      "': the unsubscribe secret is shorter than 16 bytes"));
+    fs::remove(short_file);
+  }
+
+  // Without a configuration file too (`budstikke consent withdraw --token` needs none).
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", fifteen.c_str(), 1);
+  CHECK_THROWS_WITH(default_config(), Catch::Contains("shorter than 16 bytes"));
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", (fifteen + "y").c_str(), 1);
+  CHECK(default_config().email.unsubscribe_secret == fifteen + "y");  // 16 bytes are enough
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+}
+
+TEST_CASE("engine: a list of unsubscribe keys: the first signs, every one verifies") {
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET_FILE");
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE");
+  const std::string yaml = "email:\n  unsubscribe_url: https://min.example/avmeld?t={token}\n";
+  auto list = write_yaml("# new first\n2027-01  new-secret-0123456789\n\n0\told-secret-0123456789\r\nx_9 older-secret-0123456789\n");
+  auto cfg = load_yaml(yaml + "  unsubscribe_secrets_file: " + list.string() + "\n");
+  CHECK(cfg.email.unsubscribe_key_id == "2027-01");
+  CHECK(cfg.email.unsubscribe_secret == "new-secret-0123456789");
+  const auto keys = cfg.email.unsubscribe_keys();
+  REQUIRE(keys.size() == 3);
+  CHECK(keys[0].id == "2027-01");
+  CHECK(keys[1].id == "0");
+  CHECK(keys[1].secret == "old-secret-0123456789");
+  CHECK(keys[2].id == "x_9");
+  CHECK(keys[2].secret == "older-secret-0123456789");
+
+  // The same from the environment, without a configuration file.
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE", list.c_str(), 1);
+  CHECK(default_config().email.unsubscribe_keys().size() == 3);
+  // With a single secret as well, which one signs would be unclear.
+  ::setenv("BUDSTIKKE_UNSUBSCRIBE_SECRET", "single-secret-0123456789", 1);
+  CHECK_THROWS_WITH(default_config(), Catch::Contains("both an unsubscribe secret"));
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE");
+  CHECK_THAT(load_error(yaml + "  unsubscribe_secrets_file: " + list.string() + "\n"),
+             Catch::Contains("both an unsubscribe secret"));
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  CHECK_THAT(load_error(yaml + "  unsubscribe_secrets_file: " + list.string() + "\n  unsubscribe_secret_file: " +
+                        list.string() + "\n"),
+             Catch::Contains("both an unsubscribe secret"));
+  fs::remove(list);
+
+  // Each bad file is refused with its line, never its secrets; with or without a URL.
+  auto error_of = [&](const std::string& text) {
+    auto f = write_yaml(text);
+    auto error = load_error("email:\n  unsubscribe_secrets_file: " + f.string() + "\n");
+    CHECK(load_error(yaml + "  unsubscribe_secrets_file: " + f.string() + "\n") == error);
+    CHECK_THAT(error, Catch::StartsWith(f.string()));
+    fs::remove(f);
+    return error;
+  };
+  CHECK_THAT(error_of("a new-secret-0123456789\nb short-secret\n"),
+             Catch::EndsWith(":2: the secret of key 'b' is shorter than 16 bytes"));
+  CHECK_THAT(error_of("a new-secret-0123456789\nb short-secret\n"), !Catch::Contains("short-secret"));
+  CHECK_THAT(error_of("a new-secret-0123456789\na old-secret-0123456789\n"),
+             Catch::EndsWith(":2: key id 'a' is given twice"));
+  CHECK_THAT(error_of("toolongid new-secret-0123456789\n"), Catch::Contains(":1: 'toolongid' is not a key id"));
+  CHECK_THAT(error_of("a:b new-secret-0123456789\n"), Catch::Contains(":1: 'a:b' is not a key id"));
+  CHECK_THAT(error_of("new-secret-0123456789\n"), Catch::EndsWith(":1: expected KEYID SECRET (the secret without blanks)"));
+  CHECK_THAT(error_of("a new secret 0123456789\n"), Catch::EndsWith(":1: expected KEYID SECRET (the secret without blanks)"));
+  CHECK_THAT(error_of("# nothing\n\n"), Catch::Contains("no unsubscribe keys"));
+  std::string seventeen;
+  for (int i = 0; i < 17; ++i) seventeen += "k" + std::to_string(i) + " secret-number-" + std::to_string(i) + "-0123456789\n";
+  CHECK_THAT(error_of(seventeen), Catch::EndsWith(":17: more than 16 keys"));
+  seventeen.erase(seventeen.rfind("k16"));
+  auto sixteen = write_yaml(seventeen);
+  CHECK(load_yaml("email:\n  unsubscribe_secrets_file: " + sixteen.string() + "\n").email.unsubscribe_keys().size() == 16);
+  fs::remove(sixteen);
 }
 
 TEST_CASE("engine: sms settings") {

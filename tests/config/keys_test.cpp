@@ -121,6 +121,7 @@ void for_each_placement(F&& f) {
 // Secrets some keys need before the file loads at all; the environment is otherwise left alone.
 struct test_environment {
   fs::path secret = write_yaml("a-secret-of-at-least-16-bytes\n");
+  fs::path unsubscribe_keys = write_yaml("k1 a-secret-of-at-least-16-bytes\n");
   test_environment() {
     for (const auto& v : environment_variables) ::unsetenv(std::string(v.name).c_str());
     ::setenv("BUDSTIKKE_SMTP_PASSWORD", "smtp-password", 1);  // for `username`
@@ -130,6 +131,7 @@ struct test_environment {
     ::unsetenv("BUDSTIKKE_SMTP_PASSWORD");
     ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
     fs::remove(secret);
+    fs::remove(unsubscribe_keys);
   }
 };
 
@@ -145,7 +147,7 @@ const std::map<std::string, std::string> accepted_text{
 };
 
 // A value each key without a plain member accepts (secret files: the test's secret).
-std::map<std::string, std::string> own_reader_samples(const fs::path& secret) {
+std::map<std::string, std::string> own_reader_samples(const fs::path& secret, const fs::path& unsubscribe_keys) {
   return {
       {"redis.url", "redis://10.0.0.1:6380/2"},
       {"redis.password_file", secret.string()},
@@ -163,6 +165,7 @@ std::map<std::string, std::string> own_reader_samples(const fs::path& secret) {
       {"smtp.relays", "[{host: relay1.example}]"},
       {"email.unsubscribe_categories", "[winback]"},
       {"email.unsubscribe_secret_file", secret.string()},
+      {"email.unsubscribe_secrets_file", unsubscribe_keys.string()},
       {"sms.gateway", "{url: " + gateway_url + "}"},
       {"sms.gateway.kind", "json"},
       {"sms.gateway.method", "post"},
@@ -241,7 +244,9 @@ TEST_CASE("keys: every key with a member sets that member, and only it is read")
 
 TEST_CASE("keys: every key without a plain member has a reader of its own") {
   test_environment env;
-  const auto samples = own_reader_samples(env.secret);
+  // No key here sets a URL, and a secret list does not go with the environment's secret.
+  ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
+  const auto samples = own_reader_samples(env.secret, env.unsubscribe_keys);
   for_each_placement([&](const auto& p) {
     for (const auto& k : p.table.keys) {
       if (!std::holds_alternative<std::monostate>(k.member)) continue;
@@ -355,16 +360,25 @@ TEST_CASE("keys: every environment variable the table lists is applied") {
   ::unsetenv("BUDSTIKKE_UNSUBSCRIBE_SECRET");
   const std::string yaml = "sms:\n  gateway: {url: " + gateway_url + "}\n";
   auto fingerprint = [](const config& c) {
-    return fmt::format("{} {} {} {} {} {} {} {}", queue::describe(c.redis), c.redis.username, c.redis.password, c.smtp.password,
-                       c.email.unsubscribe_secret, c.sms.gateway->password, c.sms.gateway->bearer_token,
+    std::string unsubscribe_keys;
+    for (const auto& k : c.email.unsubscribe_keys()) unsubscribe_keys += k.id + "=" + k.secret + ";";
+    return fmt::format("{} {} {} {} {} {} {} {}", queue::describe(c.redis), c.redis.username, c.redis.password,
+                       c.smtp.password, unsubscribe_keys, c.sms.gateway->password, c.sms.gateway->bearer_token,
                        c.redis.connect_timeout.count());
+  };
+  // Values each variable accepts: a secret file, a list of keys, a URL, a long enough secret.
+  const std::map<std::string, std::string> values{
+      {"BUDSTIKKE_REDIS", "redis://10.0.0.9:7000/3"},
+      {"BUDSTIKKE_UNSUBSCRIBE_SECRET", "from-env-0123456789"},
+      {"BUDSTIKKE_UNSUBSCRIBE_SECRETS_FILE", env.unsubscribe_keys.string()},
   };
   const auto plain = fingerprint(load_yaml(yaml));
   for (const auto& v : environment_variables) {
     const std::string name(v.name);
     INFO(name);
     const bool file = name.ends_with("_FILE");
-    ::setenv(name.c_str(), file ? env.secret.c_str() : name == "BUDSTIKKE_REDIS" ? "redis://10.0.0.9:7000/3" : "from-env", 1);
+    const auto value = values.find(name);
+    ::setenv(name.c_str(), value != values.end() ? value->second.c_str() : file ? env.secret.c_str() : "from-env", 1);
     auto cfg = load_yaml(yaml);
     ::unsetenv(name.c_str());
     CHECK(fingerprint(cfg) != plain);

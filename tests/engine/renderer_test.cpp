@@ -101,8 +101,11 @@ TEST_CASE("renderer: newsletters carry List-Unsubscribe with a token a portal ca
   const std::string prefix = "<https://min.forbundet.example/avmeld?t=";
   REQUIRE(value.starts_with(prefix));
   const auto token = value.substr(prefix.size(), value.find('>') - prefix.size());
-  auto fields = templates::verify_unsubscribe_token(secret, token);
+  const templates::unsubscribe_key key{"0", std::string(secret)};
+  auto fields = templates::verify_unsubscribe_token({&key, 1}, token);
   REQUIRE(fields);
+  CHECK(fields->version == 2);
+  CHECK(fields->key_id == "0");
   CHECK(fields->campaign == "nytt-2026");
   CHECK(fields->member == "M1042");
   CHECK(fields->channel == "email");
@@ -110,6 +113,25 @@ TEST_CASE("renderer: newsletters carry List-Unsubscribe with a token a portal ca
   CHECK(header(d.data, "List-Unsubscribe-Post") == "List-Unsubscribe=One-Click");
   // Templates get the same URL.
   CHECK(parts(d.data)[0].second.find("Avmeld: https://min.forbundet.example/avmeld?t=" + token) != std::string::npos);
+}
+
+TEST_CASE("renderer: after a rotation the tokens are signed with the first key only") {
+  auto cfg = unsubscribe_config();
+  cfg.email.unsubscribe_key_id = "2027-01";
+  cfg.email.unsubscribe_secret = "the-new-secret-0123456789";
+  cfg.email.unsubscribe_accepted_keys = {{"0", std::string(secret)}};
+  auto r = compile(newsletter(), cfg);
+  adapters::delivery d;
+  REQUIRE_FALSE(r->prepare_email("1-0", "kari@avd1.example", "M1042", R"({"name":"Kari"})", d));
+  const auto value = header(d.data, "List-Unsubscribe");
+  const std::string prefix = "<https://min.forbundet.example/avmeld?t=";
+  REQUIRE(value.starts_with(prefix));
+  const auto token = value.substr(prefix.size(), value.find('>') - prefix.size());
+  auto fields = templates::verify_unsubscribe_token(cfg.email.unsubscribe_keys(), token);
+  REQUIRE(fields);
+  CHECK(fields->key_id == "2027-01");
+  const templates::unsubscribe_key old_key{"0", std::string(secret)};
+  CHECK_FALSE(templates::verify_unsubscribe_token({&old_key, 1}, token));
 }
 
 TEST_CASE("renderer: other categories, or no URL, get no List-Unsubscribe") {

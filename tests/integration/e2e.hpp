@@ -163,6 +163,21 @@ inline void enqueue_newsletter(const temp_dir& dir, const fs::path& config, cons
   REQUIRE(r.code == 0);
 }
 
+// The token in the List-Unsubscribe header of the message delivered to `address` (the config's
+// unsubscribe_url is https://min.forbundet.example/avmeld?t={token}).
+inline std::string token_delivered_to(const fs::path& maildir, const std::string& address) {
+  std::regex header(R"(List-Unsubscribe: <https://min\.forbundet\.example/avmeld\?t=([A-Za-z0-9_.-]+)>)");
+  for (const auto& f : fs::directory_iterator(maildir / "new")) {
+    auto text = slurp(f.path());
+    if (text.find("<" + address + ">") == std::string::npos) continue;
+    std::smatch m;
+    REQUIRE(std::regex_search(text, m, header));
+    return m[1];
+  }
+  FAIL("no message for " << address);
+  return {};
+}
+
 // One command's reply as text (INFO, CLIENT LIST, ...).
 inline std::string redis_text(const redis_server& redis, const std::vector<std::string>& args) {
   std::string out;
