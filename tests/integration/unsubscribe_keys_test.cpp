@@ -13,6 +13,7 @@
 #include "support/base64.hpp"
 #include "templates/unsubscribe.hpp"
 #include "tests/integration/e2e.hpp"
+#include "tests/integration/consent.hpp"
 
 using namespace budstikke::testing;
 namespace queue = budstikke::queue;
@@ -58,20 +59,6 @@ std::string version_1_token(std::string_view secret, std::string_view campaign, 
   token.push_back('.');
   budstikke::support::append_base64url(std::string_view(reinterpret_cast<const char*>(mac), len), token);
   return token;
-}
-
-// The member's consent field for e-mail newsletters, or "(nil)".
-std::string newsletter_consent(const redis_server& redis, const std::string& member) {
-  std::string value = "(nil)";
-  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
-    queue::request req;
-    req.command("HGET", queue::consent_key(queue::keys(), member), "email:newsletter");
-    std::vector<queue::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    if (!queue::is_nil(replies[0].get())) value = queue::as_string(replies[0].get());
-  });
-  return value;
 }
 
 cli_result withdraw(const temp_dir& dir, const fs::path& config, const std::string& token) {

@@ -10,6 +10,7 @@
 #include "queue/consent.hpp"
 #include "templates/unsubscribe.hpp"
 #include "tests/integration/e2e.hpp"
+#include "tests/integration/consent.hpp"
 #include "tests/support/redis_info.hpp"
 
 using namespace budstikke::testing;
@@ -28,20 +29,6 @@ fs::path config_with_unsubscribe(const temp_dir& dir, const redis_server& redis,
   std::ofstream(path, std::ios::app) << "email:\n  unsubscribe_url: https://min.forbundet.example/avmeld?t={token}\n"
                                      << "  unsubscribe_secret_file: " << (dir / "unsubscribe.secret").string() << "\n";
   return path;
-}
-
-// The member's consent field for e-mail newsletters, or "(nil)".
-std::string newsletter_consent(const redis_server& redis, const std::string& member) {
-  std::string value = "(nil)";
-  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
-    queue::request req;
-    req.command("HGET", queue::consent_key(queue::keys(), member), "email:newsletter");
-    std::vector<queue::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    if (!queue::is_nil(replies[0].get())) value = queue::as_string(replies[0].get());
-  });
-  return value;
 }
 
 void wait_done(const temp_dir& dir, const fs::path& config, const std::string& id, int n) {
