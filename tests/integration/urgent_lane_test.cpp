@@ -65,8 +65,10 @@ TEST_CASE("e2e: an urgent 200-recipient SMS enqueued during a big newsletter fin
   if (field(s, "sent") != urgent)
     for (auto& [member, reason] : outcome_reasons(redis, "streikevarsel")) WARN(member << ": " << reason);
   // Behind the newsletter's read-ahead (two shards x 500 slots, waiting for a relay that takes
-  // about 100 messages a second) it would have waited for about a thousand of them.
-  CHECK(newsletter_moved < 400);
+  // about 100 messages a second) it would have waited for about a thousand of them. Alone it is
+  // done in about a second (~150 of them); a sanitized engine sharing two cores with another
+  // scenario took 3.8 s (550), still well short of the read-ahead.
+  CHECK(newsletter_moved < 700);
   CHECK(field(campaign_status(dir, config, "nyhetsbrev"), "pending") > 0);
 
   REQUIRE(run_cli(dir, {"cancel", "--config", config.string(), "--campaign", "nyhetsbrev"}).code == 0);
