@@ -2,14 +2,14 @@
 # Set up, build, demo and test budstikke on Debian 12.
 #
 #   deploy/dev.sh demo [--recipients N]   install what is missing, build, send a demo campaign
-#   deploy/dev.sh test [--long]           install what is missing, build, run every test (ctest), fuzz 60 s each
+#   deploy/dev.sh test [--long]           install what is missing, build, run every test (ctest), fuzz 20 s each
 #   deploy/dev.sh test --sanitize         the same suite built with AddressSanitizer + UBSan (build-sanitize/)
 #   deploy/dev.sh test --tsan             the multi-shard scenarios against a ThreadSanitizer engine (build-tsan/)
 #   deploy/dev.sh fuzz [--seconds N] [--update-corpus]   run the libFuzzer harnesses (clang) N seconds
 #                                         each (default 300); keep what they found in tests/fuzz/corpus
 #   deploy/dev.sh build | deps
 #
-# `test` ends with a fuzz run (--seconds, default 60 per harness, from tests/fuzz/corpus). --long
+# `test` ends with a fuzz run (--seconds, default 20 per harness, from tests/fuzz/corpus). --long
 # scales the crash and fault scenarios up (more recipients, more kills) and takes several minutes more.
 # Under --sanitize and --tsan a sanitizer report from any process (a test, the engine, a sink) fails
 # the run: each report is written to a log directory that is checked at the end.
@@ -285,7 +285,7 @@ case "$cmd" in
     if [ "$SANITIZE" -eq 1 ]; then sanitized_suite; exit $?; fi  # the fuzz harnesses use ASan + UBSan already
     build
     ctest --test-dir "$BUILD" --output-on-failure -j 2 --timeout 1800
-    fuzz "${FUZZ_SECONDS:-60}"
+    fuzz "${FUZZ_SECONDS:-20}"
     ;;
   fuzz) install_deps; fuzz "${FUZZ_SECONDS:-300}" ;;
   demo) install_deps; build budstikke; demo ;;

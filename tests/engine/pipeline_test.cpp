@@ -192,7 +192,8 @@ TEST_CASE("pipeline: what cannot be sent is answered at once, with the reason") 
   f.p->admit(*c, entry("4-0", "not an address"), nullptr, f.t0);
   f.p->admit(*sms, entry("5-0", "12"), nullptr, f.t0);
   // A portal writing the stream directly is held to enqueue's bounds.
-  std::string long_to = std::string(320, 'k') + "@avd1.example";
+  std::string long_to(320, 'k');
+  long_to += "@avd1.example";
   f.p->admit(*c, entry("6-0", long_to), nullptr, f.t0);
   std::string long_id(257, 'M');
   auto long_member = entry("7-0");

@@ -60,7 +60,7 @@ TEST_CASE("sms: extension characters cost two septets") {
   CHECK(m.coding() == encoding::gsm7);
   CHECK(m.units() == 20);
   CHECK(analysed(std::string(80, '{')).segments() == 1);   // 160 septets
-  CHECK(analysed(std::string(80, '{') + "a").segments() == 2);
+  CHECK(analysed(std::string(80, '{').append("a")).segments() == 2);
 }
 
 TEST_CASE("sms: an escape pair is never split across segments") {

@@ -1,0 +1,1 @@
+// Hosts the tests' precompiled header (tests/CMakeLists.txt): every test binary reuses it.
