@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "support/log.hpp"
+#include "cli/message_options.hpp"
 #include "cli/preview.hpp"
 #include "cli/recipients_file.hpp"
 #include "cli/template_set.hpp"
@@ -54,14 +55,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
   def.sms_max_segments = opt.sms_max_segments;
   def.created_at = support::now_rfc3339();
   if (def.kind == queue::channel::email) {
-    if (def.from_address.empty()) {
-      std::cerr << "error: --from is required for e-mail campaigns\n";
-      return exit_usage;
-    }
-    if (auto problem = templates::email_address_problem(def.from_address)) {
-      std::cerr << fmt::format("error: --from: {}\n", *problem);
-      return exit_usage;
-    }
+    if (!sender_into(opt.from, opt.from_name, def)) return exit_usage;
   }
   if (!load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
   if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
@@ -167,8 +161,8 @@ void add_enqueue(CLI::App& app, action& chosen) {
   cmd->add_option("--category", enq.category, "Message category (newsletter, tariff, winback, transactional, ...)")->capture_default_str();
   cmd->add_option("--tenant", enq.tenant, "Tenant (union, region or branch)")->capture_default_str();
   cmd->add_option("--priority", enq.priority, "0 (lowest) to 9 (highest)")->check(CLI::Range(0, 9))->capture_default_str();
-  cmd->add_option("--from", enq.from, "Sender address (e-mail)");
-  cmd->add_option("--from-name", enq.from_name, "Sender display name (e-mail)");
+  cmd->add_option("--from", enq.from, "Sender (e-mail): address, or 'Name <address>'");
+  cmd->add_option("--from-name", enq.from_name, "Sender display name (e-mail), when --from has none");
   cmd->add_flag("--skip-invalid", enq.skip_invalid, "Enqueue the valid lines and report the others, instead of refusing the file");
   cmd->add_option("--sms-max-segments", enq.sms_max_segments, "Longest SMS in segments; longer ones are skipped (default sms.max_segments)")->check(CLI::Range(1, 255));
   cmd->add_flag("--dry-run", enq.dry_run, "Render the first recipients, report variables their data lacks, enqueue nothing");

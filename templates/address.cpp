@@ -138,4 +138,47 @@ std::string_view address_domain(std::string_view address) {
   return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
 }
 
+namespace {
+
+std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::string> parse_sender(std::string_view text, sender& out) {
+  out = {};
+  const auto whole = trim_blanks(text);
+  std::string_view address = whole;
+  const auto open = whole.rfind('<');
+  if (!whole.empty() && whole.back() == '>') {
+    if (open == std::string_view::npos) return std::string("'>' without '<': write Name <address>");
+    address = trim_blanks(whole.substr(open + 1, whole.size() - open - 2));
+    auto name = trim_blanks(whole.substr(0, open));
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      name = name.substr(1, name.size() - 2);
+      for (std::size_t i = 0; i < name.size(); ++i) {
+        if (name[i] == '\\' && i + 1 < name.size()) ++i;
+        else if (name[i] == '"') return std::string("a '\"' inside the quoted name: escape it as \\\"");
+        out.name.push_back(name[i]);
+      }
+    } else {
+      if (name.find('"') != std::string_view::npos)
+        return std::string("unbalanced '\"' in the name: write \"Name\" <address>");
+      out.name.assign(name);
+    }
+    for (unsigned char c : out.name)
+      if (c < 0x20 || c == 0x7f) return std::string("control character in the sender's name");
+    if (!utf8::valid(out.name)) return std::string("the sender's name is not valid UTF-8");
+  } else if (open != std::string_view::npos || whole.find('>') != std::string_view::npos) {
+    return std::string("write the sender as address or as Name <address>");
+  }
+  if (auto problem = email_address_problem(address))
+    return std::string(*problem) + " (write the sender as address or as Name <address>)";
+  out.address.assign(address);
+  return std::nullopt;
+}
+
 }  // namespace budstikke::templates

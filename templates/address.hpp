@@ -20,6 +20,17 @@ std::optional<std::string_view> email_address_problem(std::string_view address);
 std::optional<std::string_view> prepare_email_address(std::string_view address, std::string& out,
                                                       bool& needs_smtputf8);
 
+// A sender as people write it: `post@forbundet.example`, `Forbundet <post@forbundet.example>` or
+// `"Forbundet, avd. 1" <post@forbundet.example>` (quotes and backslash escapes of RFC 5322's
+// quoted-string). The address must pass email_address_problem; the display name (UTF-8) may not
+// hold control characters. `name` is empty when none was given.
+struct sender {
+  std::string name;
+  std::string address;
+};
+// The sender, or the reason it cannot be read (naming what to type instead).
+std::optional<std::string> parse_sender(std::string_view text, sender& out);
+
 // The domain of an envelope address (after the last '@'), empty when there is none.
 std::string_view address_domain(std::string_view address);
 

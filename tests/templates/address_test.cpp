@@ -90,3 +90,48 @@ TEST_CASE("templates: UTF-8 validation refuses overlongs, surrogates and truncat
   CHECK_FALSE(utf8::valid("\xF4\x90\x80\x80"));  // past U+10FFFF
   CHECK_FALSE(utf8::valid("\x80"));              // stray continuation
 }
+
+TEST_CASE("a sender is read as address, Name <address> or \"Quoted, Name\" <address>") {
+  sender s;
+  REQUIRE_FALSE(parse_sender("post@forbundet.example", s));
+  CHECK(s.name.empty());
+  CHECK(s.address == "post@forbundet.example");
+
+  REQUIRE_FALSE(parse_sender("  Forbundet <post@forbundet.example> ", s));
+  CHECK(s.name == "Forbundet");
+  CHECK(s.address == "post@forbundet.example");
+
+  REQUIRE_FALSE(parse_sender("Fagforbundet Østfold <post@forbundet.example>", s));
+  CHECK(s.name == "Fagforbundet Østfold");
+
+  REQUIRE_FALSE(parse_sender(R"("Forbundet, avd. 1 \"Sentrum\"" <post@forbundet.example>)", s));
+  CHECK(s.name == R"(Forbundet, avd. 1 "Sentrum")");
+  CHECK(s.address == "post@forbundet.example");
+
+  REQUIRE_FALSE(parse_sender("<post@forbundet.example>", s));
+  CHECK(s.name.empty());
+  CHECK(s.address == "post@forbundet.example");
+}
+
+TEST_CASE("a sender that cannot be read says what to type") {
+  sender s;
+  auto problem = parse_sender("Forbundet post@forbundet.example", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("Name <address>"));
+  problem = parse_sender("Forbundet <post@forbundet.example", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("Name <address>"));
+  problem = parse_sender("Forbundet post@forbundet.example>", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("Name <address>"));
+  problem = parse_sender("Forbundet <post@>", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("invalid domain"));
+  problem = parse_sender(R"("Forbundet <post@forbundet.example>)", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("unbalanced"));
+  problem = parse_sender("Forbundet\r\nBcc: x@y.example <post@forbundet.example>", s);
+  REQUIRE(problem);
+  CHECK_THAT(*problem, Catch::Contains("control character"));
+  CHECK(parse_sender("", s));
+}
