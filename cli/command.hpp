@@ -43,6 +43,7 @@ void add_dlq(CLI::App& app, action& chosen);           // cli/dlq.cpp
 void add_sink(CLI::App& app, action& chosen);          // cli/sink.cpp
 void add_send(CLI::App& app, action& chosen);          // cli/send.cpp
 void add_consent(CLI::App& app, action& chosen);       // cli/consent.cpp
+void add_suppress(CLI::App& app, action& chosen);      // cli/suppress.cpp
 void add_bench(CLI::App& app, action& chosen);         // cli/bench.cpp
 
 }  // namespace budstikke::cli

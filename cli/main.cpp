@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   cli::add_sink(app, chosen);
   cli::add_send(app, chosen);
   cli::add_consent(app, chosen);
+  cli::add_suppress(app, chosen);
   cli::add_bench(app, chosen);
 
   try {

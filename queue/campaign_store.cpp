@@ -62,11 +62,11 @@ asio::awaitable<support::result<void>> campaign_writer::async_flush() {
   co_return done;
 }
 
-asio::awaitable<support::result<void>> campaign_writer::async_seal() {
+asio::awaitable<support::result<void>> campaign_writer::async_seal(bool serve) {
   if (auto flushed = co_await async_flush(); !flushed) co_return flushed;
   request req;
   req.command("HSET", keys_.campaign(def_.id), "total", added_);
-  req.command("ZADD", keys_.registry(), def_.priority, def_.id);
+  if (serve) req.command("ZADD", keys_.registry(), def_.priority, def_.id);
   co_return co_await exec_checked(req, "sealing the campaign");
 }
 

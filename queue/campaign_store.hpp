@@ -34,8 +34,9 @@ class campaign_writer {
   void add(std::string_view to, std::string_view member, std::string_view data_json);
   bool should_flush() const { return pending_.commands() >= batch_; }
   boost::asio::awaitable<support::result<void>> async_flush();
-  // Flushes, sets `total` and registers the campaign with the engine.
-  boost::asio::awaitable<support::result<void>> async_seal();
+  // Flushes, sets `total` and, with `serve`, registers the campaign with the engine (`send`
+  // records its one-recipient campaign without: it sends the message itself).
+  boost::asio::awaitable<support::result<void>> async_seal(bool serve = true);
   std::int64_t added() const { return added_; }
 
  private:

@@ -46,12 +46,21 @@ std::string format_consent(bool granted, std::string_view at, std::string_view s
   return fmt::format("{}|{}|{}", granted ? "granted" : "withdrawn", at, source);
 }
 
+std::string format_suppression(std::string_view reason, std::string_view at) {
+  return fmt::format("{}|{}", reason, at);
+}
+
+suppression_record parse_suppression(std::string_view value) {
+  const auto bar = value.find('|');
+  if (bar == std::string_view::npos) return {value, {}};
+  return {value.substr(0, bar), value.substr(bar + 1)};
+}
+
 std::optional<std::string> consent_problem(const redisReply* specific, const redisReply* channel_wide,
                                            const redisReply* suppressed, bool consent_required,
                                            bool have_member) {
   if (!is_nil(suppressed) && !is_error(suppressed)) {
-    auto entry = as_string(suppressed);
-    return fmt::format("suppressed: {}", entry.substr(0, entry.find('|')));
+    return fmt::format("suppressed: {}", parse_suppression(as_string(suppressed)).reason);
   }
   const redisReply* decisive = !is_nil(specific) && !is_error(specific) ? specific : channel_wide;
   if (!is_nil(decisive) && !is_error(decisive)) {
@@ -76,6 +85,15 @@ std::optional<std::string> lookup_problem(const redisReply* consent, const redis
 void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
                              std::string_view value) {
   req.eval(withdraw_consent_script, 1, consent_key(k, member), field, value);
+}
+
+void append_grant_consent(request& req, const keys& k, std::string_view member, std::string_view field,
+                          std::string_view value) {
+  const auto key = consent_key(k, member);
+  req.command("MULTI");
+  req.command("HGET", key, field);
+  req.command("HSET", key, field, value);
+  req.command("EXEC");
 }
 
 void append_consent_lookup(request& req, const keys& k, channel ch, std::string_view category,

@@ -32,6 +32,14 @@ struct consent_record {
 std::optional<consent_record> parse_consent(std::string_view value);
 std::string format_consent(bool granted, std::string_view at, std::string_view source);
 
+// A suppression entry's value, "<reason>|<time>", and back (a value without '|' is all reason).
+std::string format_suppression(std::string_view reason, std::string_view at);
+struct suppression_record {
+  std::string_view reason;
+  std::string_view at;
+};
+suppression_record parse_suppression(std::string_view value);
+
 // The send-time decision for one message. `specific` and `channel_wide` are the two consent
 // fields (nil when absent), `suppressed` the suppression entry (nil when absent). Returns the
 // reason to skip, or nullopt to send. The category-specific record wins over the channel-wide one.
@@ -47,6 +55,11 @@ extern const script withdraw_consent_script;
 // `value` a format_consent(false, ...).
 void append_withdraw_consent(request& req, const keys& k, std::string_view member, std::string_view field,
                              std::string_view value);
+
+// Records a grant (`value` a format_consent(true, ...)), replacing whatever was recorded, in one
+// MULTI: 4 replies, the last an array of {the record replaced (nil: none), HSET's count}.
+void append_grant_consent(request& req, const keys& k, std::string_view member, std::string_view field,
+                          std::string_view value);
 
 // The same from the replies of append_consent_lookup: `consent` is the HMGET's reply, or null
 // when the consent store was not read.

@@ -99,9 +99,9 @@ void with_redis(const redis_server& redis, F body) {
 }
 
 
-// One command's integer reply (-1 when the reply is not an integer).
-inline std::int64_t redis_integer(const redis_server& redis, const std::vector<std::string>& args) {
-  std::int64_t out = -1;
+// Sends one command and hands its reply to `read`.
+template <typename Read>
+void redis_reply(const redis_server& redis, const std::vector<std::string>& args, Read read) {
   with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
     queue::request req;
     req.begin(args.size());
@@ -109,8 +109,21 @@ inline std::int64_t redis_integer(const redis_server& redis, const std::vector<s
     std::vector<queue::reply_ptr> replies;
     auto ec = co_await conn.async_exec(req, replies);
     REQUIRE_FALSE(ec);
-    out = queue::as_integer(replies[0].get()).value_or(-1);
+    read(replies[0].get());
   });
+}
+
+// One command's integer reply (-1 when the reply is not an integer).
+inline std::int64_t redis_integer(const redis_server& redis, const std::vector<std::string>& args) {
+  std::int64_t out = -1;
+  redis_reply(redis, args, [&](const redisReply* r) { out = queue::as_integer(r).value_or(-1); });
+  return out;
+}
+
+// One command's reply as text (INFO, CLIENT LIST, ...).
+inline std::string redis_text(const redis_server& redis, const std::vector<std::string>& args) {
+  std::string out;
+  redis_reply(redis, args, [&](const redisReply* r) { out = queue::as_string(r); });
   return out;
 }
 
@@ -176,21 +189,6 @@ inline std::string token_delivered_to(const fs::path& maildir, const std::string
   }
   FAIL("no message for " << address);
   return {};
-}
-
-// One command's reply as text (INFO, CLIENT LIST, ...).
-inline std::string redis_text(const redis_server& redis, const std::vector<std::string>& args) {
-  std::string out;
-  with_redis(redis, [&](queue::connection& conn) -> boost::asio::awaitable<void> {
-    queue::request req;
-    req.begin(args.size());
-    for (const auto& a : args) req.arg(a);
-    std::vector<queue::reply_ptr> replies;
-    auto ec = co_await conn.async_exec(req, replies);
-    REQUIRE_FALSE(ec);
-    out = queue::as_string(replies[0].get());
-  });
-  return out;
 }
 
 // The port an engine logged for a listener ("admin listening", "unsubscribe listening",

@@ -56,7 +56,7 @@ std::vector<std::string> documented_acl() {
 
 }  // namespace
 
-TEST_CASE("redis acl: the documented ACL user runs enqueue, control, consent, the engine, status and dlq") {
+TEST_CASE("redis acl: the documented ACL user runs enqueue, control, consent, the engine, status, dlq, send and suppress") {
   temp_dir dir;
   auto redis = start_redis(dir, {"--requirepass", admin_password});
   auto acl = documented_acl();
@@ -107,6 +107,24 @@ TEST_CASE("redis acl: the documented ACL user runs enqueue, control, consent, th
   INFO(requeue.output);
   REQUIRE(requeue.code == 0);
   CHECK(requeue.output.find("requeued 40 dead letters") != std::string::npos);
+
+  // The operator's commands: one message by hand, consent and the suppression list.
+  for (std::vector<std::string> args : {
+           std::vector<std::string>{"send", "--channel", "email", "--to", "hand@avd1.example", "--member", "M2",
+                                    "--category", "tariff", "--subject", "s", "--text", "t", "--from",
+                                    "Forbundet <post@forbundet.example>"},
+           std::vector<std::string>{"consent", "grant", "--member", "M2", "--channel", "sms", "--category", "*",
+                                    "--source", "acl test"},
+           std::vector<std::string>{"consent", "show", "--member", "M2", "--email", "hand@avd1.example"},
+           std::vector<std::string>{"suppress", "add", "--channel", "email", "--address", "hand@avd1.example",
+                                    "--reason", "test"},
+           std::vector<std::string>{"suppress", "list", "--channel", "email"},
+           std::vector<std::string>{"suppress", "remove", "--channel", "email", "--address", "hand@avd1.example"}}) {
+    args.insert(args.end(), {"--config", config.string()});
+    auto r = run_cli(dir, args);
+    INFO(r.output);
+    CHECK(r.code == 0);
+  }
 
   // Nothing was refused along the way, not even a SCRIPT LOAD the engine would have done without.
   auto log = as_admin(redis, {"ACL", "LOG"});

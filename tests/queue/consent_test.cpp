@@ -72,3 +72,24 @@ TEST_CASE("consent: one message's lookup is two pipelined commands") {
         "*4\r\n$5\r\nHMGET\r\n$22\r\nbudstikke:consent:{M1}\r\n$16\r\nemail:newsletter\r\n$7\r\nemail:*\r\n"
         "*3\r\n$4\r\nHGET\r\n$26\r\nbudstikke:suppressed:email\r\n$9\r\nkari@a.no\r\n");
 }
+
+TEST_CASE("consent: suppression entries parse and format; a grant is one MULTI that reads what it replaces") {
+  CHECK(format_suppression("hard-bounce", "2026-11-20T08:00:00Z") == "hard-bounce|2026-11-20T08:00:00Z");
+  auto e = parse_suppression("hard-bounce|2026-11-20T08:00:00Z");
+  CHECK(e.reason == "hard-bounce");
+  CHECK(e.at == "2026-11-20T08:00:00Z");
+  auto bare = parse_suppression("invalid");  // written by hand, without a time
+  CHECK(bare.reason == "invalid");
+  CHECK(bare.at.empty());
+  // The engine's reason names the entry's reason only.
+  auto s = r(bulk("complaint|2026-11-20T08:00:00Z"));
+  CHECK(*consent_problem(nullptr, nullptr, s.get(), false, true) == "suppressed: complaint");
+
+  request req;
+  append_grant_consent(req, keys("bs:"), "M7", "email:newsletter", "granted|2026-12-02T10:00:00Z|portal");
+  CHECK(req.commands() == 4);
+  const std::string& wire = req.payload();
+  CHECK(wire.starts_with("*1\r\n$5\r\nMULTI\r\n*3\r\n$4\r\nHGET\r\n$15\r\nbs:consent:{M7}\r\n$16\r\nemail:newsletter\r\n"
+                         "*4\r\n$4\r\nHSET\r\n"));
+  CHECK(wire.ends_with("*1\r\n$4\r\nEXEC\r\n"));
+}

@@ -9,6 +9,7 @@
 #include "testpeers/throwaway_cert.hpp"
 #include "harness.hpp"
 #include "support/process.hpp"
+#include "tests/support/python.hpp"
 
 using namespace budstikke;
 using namespace budstikke::adapters;
@@ -17,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* python = "/usr/bin/python3";
+constexpr const char* python = testing::debian_python;
 
 // Stores each message as <n>.eml (content after dot-unstuffing) plus <n>.rcpt, and counts MAIL
 // and AUTH commands in counts.txt.
@@ -54,12 +55,7 @@ signal.sigwait([signal.SIGTERM, signal.SIGINT])
 c.stop()
 )PY";
 
-bool aiosmtpd_available() {
-  if (!fs::exists(python)) return false;
-  auto child = support::child_process::spawn({python, "-c", "import aiosmtpd.controller"}, std::string("/dev/null"));
-  auto st = child.wait_for(milliseconds(10000));
-  return st && st->exited_normally();
-}
+bool aiosmtpd_available() { return testing::python_module_available("aiosmtpd.controller"); }
 
 }  // namespace
 
