@@ -392,14 +392,19 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
     if (req.empty()) co_return true;
     std::vector<reply_ptr> replies;
     if (co_await pull_conn_.async_exec(req, replies)) co_return false;
-    bool pending_elsewhere = false, retries_waiting = false;
-    for (std::size_t i = 0; i + 1 < replies.size(); i += 2) {
-      auto left = queue::parse_work_left(replies[i].get(), replies[i + 1].get());
-      pending_elsewhere = pending_elsewhere || left.pending > 0;
-      retries_waiting = retries_waiting || left.retries > 0;
+    bool pending_elsewhere = false, work_left = false;
+    for (const auto& r : replies) {
+      auto left = queue::parse_work_left(r.get());
+      if (!left) {  // not known: never idle on a guess
+        log::warn("cannot tell what work is left; asking again",
+                  {{"shard", index_}, {"reply", queue::error_of(r.get()).value_or("")}});
+        co_return false;
+      }
+      pending_elsewhere = pending_elsewhere || left->pending > 0;
+      work_left = work_left || left->any();
     }
     if (pending_elsewhere) co_await find_dead_consumers(pull_conn_);
-    co_return !pending_elsewhere && !retries_waiting;
+    co_return !work_left;
   }
 
   asio::awaitable<void> read_failed(std::error_code ec, const std::vector<std::shared_ptr<campaign>>& affected) {

@@ -131,17 +131,15 @@ std::vector<bool> parse_marks(const redisReply* r, std::size_t entries) {
 }
 
 void append_work_left(request& req, const keys& k, std::string_view campaign_id) {
-  req.command("XPENDING", k.recipients(campaign_id), consumer_group);
-  req.command("ZCARD", k.retry(campaign_id));
+  req.eval(work_left_script, 2, k.recipients(campaign_id), k.retry(campaign_id), consumer_group);
 }
 
-work_left parse_work_left(const redisReply* pending, const redisReply* retries) {
-  // XPENDING's summary: [count, smallest id, greatest id, [[consumer, count], ...]]. A stream or
-  // group deleted by hand answers an error: nothing of it can be pending.
+std::optional<work_left> parse_work_left(const redisReply* r) {
   work_left w;
-  if (pending != nullptr && pending->type == REDIS_REPLY_ARRAY && pending->elements > 0)
-    w.pending = as_integer(pending->element[0]).value_or(0);
-  w.retries = as_integer(retries).value_or(0);
+  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return std::nullopt;
+  w.pending = as_integer(r->element[0]).value_or(0);
+  w.retries = as_integer(r->element[1]).value_or(0);
+  w.unread = as_integer(r->element[2]).value_or(0) != 0;
   return w;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "queue/resp.hpp"
+#include "queue/script.hpp"
 #include "queue/schema.hpp"
 
 namespace budstikke::queue {
@@ -73,15 +74,20 @@ std::vector<bool> parse_marks(const redisReply* r, std::size_t entries);
 
 // ---- is anything left? (run --until-idle) ----
 
-// XPENDING stream budstikke (summary) and ZCARD retry: entries read by any consumer and not yet
-// recorded, and retries waiting in the campaign's retry set.
+// One campaign's work left, read atomically (an entry moving between stream, pending list and
+// retry set is never missed). KEYS: recipients, retry. ARGV: group. Returns {pending, retries,
+// unread}.
+extern const script work_left_script;
 void append_work_left(request& req, const keys& k, std::string_view campaign_id);
 struct work_left {
-  std::int64_t pending = 0;
-  std::int64_t retries = 0;
+  std::int64_t pending = 0;  // read by any consumer and not yet recorded
+  std::int64_t retries = 0;  // waiting in the campaign's retry set
+  bool unread = false;       // entries in the stream no consumer has read yet
+  bool any() const { return pending > 0 || retries > 0 || unread; }
 };
-// From the two replies of append_work_left; an error reply (a stream deleted by hand) counts 0.
-work_left parse_work_left(const redisReply* pending, const redisReply* retries);
+// From the script's reply (a stream or group deleted by hand counts nothing left); nullopt for an
+// error reply or one of the wrong shape: what is left is not known.
+std::optional<work_left> parse_work_left(const redisReply* r);
 
 // ---- consumers that died ----
 

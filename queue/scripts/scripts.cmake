@@ -9,6 +9,7 @@ set(BUDSTIKKE_LUA_SCRIPTS
   take_tokens
   transition
   withdraw_consent
+  work_left
 )
 set(BUDSTIKKE_LUA_DIR ${CMAKE_CURRENT_LIST_DIR})
 
@@ -17,7 +18,7 @@ function(budstikke_embed_lua_scripts output)
   foreach(name IN LISTS BUDSTIKKE_LUA_SCRIPTS)
     list(APPEND lua_files ${BUDSTIKKE_LUA_DIR}/${name}.lua)
   endforeach()
-  set(lua_headers queue/schema.hpp queue/consent.hpp queue/rate_limit.hpp)
+  set(lua_headers queue/schema.hpp queue/consent.hpp queue/rate_limit.hpp queue/consumer.hpp)
   add_custom_command(
     OUTPUT ${output}
     COMMAND ${CMAKE_COMMAND} -DOUTPUT=${output} "-DSCRIPTS=${lua_files}"

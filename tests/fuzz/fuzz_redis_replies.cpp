@@ -19,7 +19,7 @@ void every_parser(const redisReply* r, std::size_t n) {
   (void)error_of(r);
   (void)parse_pending_of(r);
   if (parse_marks(r, n).size() != n) __builtin_trap();
-  (void)parse_work_left(r, r);
+  (void)parse_work_left(r);
   (void)parse_consumers(r);
   (void)parse_alive(r);
   (void)parse_ids(r);

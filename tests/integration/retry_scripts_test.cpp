@@ -200,3 +200,51 @@ TEST_CASE("scripts: a release only clears the in-flight mark") {
   CHECK(f.integer({"XLEN", k.dead("c")}) == 0);
   CHECK(f.integer({"ZCARD", k.retry("c")}) == 0);
 }
+
+TEST_CASE("scripts: work_left sees an entry wherever it is: unread in the stream, pending, waiting for its retry") {
+  script_fixture f;
+  auto left = [&] {
+    queue::request req;
+    queue::append_work_left(req, k, "c");
+    auto replies = f.exec(req);
+    auto w = queue::parse_work_left(replies[0].get());
+    REQUIRE(w);
+    return *w;
+  };
+  // A stream and group that do not exist: nothing left (a campaign deleted by hand).
+  CHECK_FALSE(left().any());
+  auto ids = f.campaign(2);  // both read by consumer x
+  auto w = left();
+  CHECK(w.pending == 2);
+  CHECK_FALSE(w.unread);
+  // One deferred: out of the pending list into the retry set.
+  queue::outcome_record retry, sent;
+  retry.entry_id = ids[0];
+  retry.member = "M0";
+  retry.attempts = 1;
+  retry.reply = "451 4.3.0 later";
+  retry.retry_in_ms = 0;  // due at once
+  sent.entry_id = ids[1];
+  sent.state = queue::final_state::sent;
+  sent.member = "M1";
+  sent.attempts = 1;
+  f.record({retry, sent});
+  w = left();
+  CHECK(w.pending == 0);
+  CHECK(w.retries == 1);
+  CHECK_FALSE(w.unread);
+  // Moved back into the stream as a new entry nobody has read: this is what three separate reads
+  // could miss (it was in the retry set a moment ago, and is not pending yet).
+  queue::request move;
+  queue::append_move_due_retries(move, k, "c", 10);
+  f.exec(move);
+  w = left();
+  CHECK(w.pending == 0);
+  CHECK(w.retries == 0);
+  CHECK(w.unread);
+  CHECK(w.any());
+  CHECK(f.read_new().size() == 1);
+  w = left();
+  CHECK(w.pending == 1);
+  CHECK_FALSE(w.unread);
+}

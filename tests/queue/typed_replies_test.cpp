@@ -47,13 +47,20 @@ TEST_CASE("typed replies: XPENDING pages and the in-flight marks of claimed entr
 }
 
 TEST_CASE("typed replies: work left, consumers and their liveness") {
-  auto left = parse_work_left(parse_one("*4\r\n:7\r\n" + bulk("1-0") + bulk("9-0") + "*0\r\n").get(),
-                              parse_one(":2\r\n").get());
-  CHECK(left.pending == 7);
-  CHECK(left.retries == 2);
-  // A stream deleted by hand: nothing of it can be pending.
-  auto gone = parse_work_left(parse_one("-NOGROUP No such key\r\n").get(), parse_one(":0\r\n").get());
-  CHECK(gone.pending == 0);
+  auto left = parse_work_left(parse_one("*3\r\n:7\r\n:2\r\n:0\r\n").get());
+  REQUIRE(left);
+  CHECK(left->pending == 7);
+  CHECK(left->retries == 2);
+  CHECK_FALSE(left->unread);
+  CHECK(left->any());
+  auto unread = parse_work_left(parse_one("*3\r\n:0\r\n:0\r\n:1\r\n").get());
+  REQUIRE(unread);
+  CHECK(unread->unread);
+  CHECK(unread->any());
+  CHECK_FALSE(parse_work_left(parse_one("*3\r\n:0\r\n:0\r\n:0\r\n").get())->any());
+  // An error (the script refused) or a reply of another shape: not known, never "nothing left".
+  CHECK_FALSE(parse_work_left(parse_one("-NOPERM this user has no permissions\r\n").get()));
+  CHECK_FALSE(parse_work_left(parse_one(":0\r\n").get()));
 
   auto consumers = parse_consumers(parse_one("*2\r\n*6\r\n" + bulk("name") + bulk("host-0") + bulk("pending") +
                                              ":4\r\n" + bulk("idle") + ":10\r\n*4\r\n" + bulk("name") + bulk("host-1") +
