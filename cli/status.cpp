@@ -1,5 +1,6 @@
 #include "cli/status.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -156,10 +157,14 @@ int status_command(const config& cfg, const status_options& opt) {
     std::cout << "no campaigns\n";
     return exit_ok;
   }
-  std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", "CAMPAIGN", "STATE",
-                           "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING", "RETRYING");
+  // The first column as wide as the longest id (at least 24): `send-20261202T173000Z-3fa9c1` is 28.
+  std::size_t width = 24;
+  for (const auto& s : rows) width = std::max(width, s.id.size());
+  std::cout << fmt::format("{:<{}} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", "CAMPAIGN", width,
+                           "STATE", "CHAN", "TOTAL", "SENT", "FAILED", "SKIPPED", "AMBIGUOUS", "CANCELLED", "PENDING",
+                           "RETRYING");
   for (const auto& s : rows) {
-    std::cout << fmt::format("{:<24} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", s.id, s.state, s.channel,
+    std::cout << fmt::format("{:<{}} {:<9} {:<6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}\n", s.id, width, s.state, s.channel,
                              s.total ? std::to_string(*s.total) : "(open)", s.count(queue::final_state::sent),
                              s.count(queue::final_state::failed), s.count(queue::final_state::skipped),
                              s.count(queue::final_state::ambiguous), s.cancelled(), s.pending(), s.waiting_retry());
