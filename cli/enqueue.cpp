@@ -58,14 +58,7 @@ int enqueue_command(const config& cfg, const enqueue_options& opt) {
     if (!sender_into(opt.from, opt.from_name, def)) return exit_usage;
   }
   if (!load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
-  if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
-    std::cerr << fmt::format("error: {}: an e-mail template set needs text.mustache or html.mustache\n", opt.template_dir);
-    return exit_usage;
-  }
-  if (def.kind == queue::channel::sms && !def.templates.count("sms")) {
-    std::cerr << fmt::format("error: {}: an SMS template set needs sms.mustache\n", opt.template_dir);
-    return exit_usage;
-  }
+  if (!template_set_fits(opt.template_dir, def)) return exit_usage;
   if (opt.dry_run) return dry_run_enqueue(cfg, def, opt.recipients_file, opt.dry_run_count);
 
   // Pass 1: check every line before anything is written, so a refused file leaves no trace.

@@ -21,6 +21,7 @@ config resolve_config(const common_options& o) {
   auto cfg = o.config_file.empty() ? default_config() : load_config(o.config_file);
   if (!o.redis_url.empty()) set_redis_url(cfg, o.redis_url, "--redis");
   if (!o.key_prefix.empty()) cfg.key_prefix = o.key_prefix;
+  check_redis_tls(cfg);
   return cfg;
 }
 

@@ -270,7 +270,9 @@ int send_command(const config& cfg, const send_options& opt) {
   queue::campaign_definition def;
   def.id = trace_campaign_id();
   if (!definition_from(opt, *ch, def)) return exit_usage;
-  if (!opt.template_dir.empty() && !load_templates_into(opt.template_dir, opt.templates_root, def)) return exit_usage;
+  if (!opt.template_dir.empty() && (!load_templates_into(opt.template_dir, opt.templates_root, def) ||
+                                    !template_set_fits(opt.template_dir, def)))
+    return exit_usage;
   if (*ch == queue::channel::sms && def.from_address.empty()) def.from_address = cfg.sms.gateway->default_from;
   if (*ch == queue::channel::sms && adapters::sms_http::credentials_in_clear(*cfg.sms.gateway))
     std::cerr << "warning: the SMS gateway's credentials go over plain http:// to a host that is not loopback; "

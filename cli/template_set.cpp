@@ -110,6 +110,18 @@ bool load_templates_into(const std::string& dir, const std::string& templates_ro
   }
 }
 
+bool template_set_fits(const std::string& dir, const queue::campaign_definition& def) {
+  if (def.kind == queue::channel::email && !def.templates.count("text") && !def.templates.count("html")) {
+    std::cerr << fmt::format("error: {}: an e-mail template set needs text.mustache or html.mustache\n", dir);
+    return false;
+  }
+  if (def.kind == queue::channel::sms && !def.templates.count("sms")) {
+    std::cerr << fmt::format("error: {}: an SMS template set needs sms.mustache\n", dir);
+    return false;
+  }
+  return true;
+}
+
 void add_templates_root(CLI::App* cmd, std::string& templates_root) {
   cmd->add_option("--templates-root", templates_root,
                   "Directory the template set and its layout must stay in (default: the set's parent directory)");

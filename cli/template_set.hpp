@@ -33,6 +33,9 @@ template_set_files load_template_set(const std::string& dir, const std::string& 
 // Loads the set into the campaign's templates and partials; on an error prints
 // "error: template: ..." to stderr and returns false (the command exits with exit_usage).
 bool load_templates_into(const std::string& dir, const std::string& templates_root, queue::campaign_definition& def);
+// Whether the loaded set has what a message of def.kind needs (e-mail: text.mustache or
+// html.mustache; SMS: sms.mustache); if not, prints "error: DIR: ..." and returns false.
+bool template_set_fits(const std::string& dir, const queue::campaign_definition& def);
 // --templates-root DIR, for the commands that load a template set.
 void add_templates_root(CLI::App* cmd, std::string& templates_root);
 

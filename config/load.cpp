@@ -515,6 +515,17 @@ void set_redis_url(config& cfg, const std::string& url, const std::string& where
   if (!parsed->password.empty()) r.password = parsed->password;
 }
 
+void check_redis_tls(const config& cfg) {
+  if (cfg.redis.tls) return;
+  for (auto [key, value] : {std::pair{"tls_ca_file", &cfg.redis.tls_ca_file}, std::pair{"tls_cert_file", &cfg.redis.tls_cert_file},
+                            std::pair{"tls_key_file", &cfg.redis.tls_key_file},
+                            std::pair{"tls_server_name", &cfg.redis.tls_server_name}})
+    if (!value->empty())
+      throw config_error(fmt::format("redis.{} is set, but the Redis URL (redis://{}) is not TLS: use rediss:// "
+                                     "for TLS, or remove the redis.tls_* settings",
+                                     key, queue::describe(cfg.redis)));
+}
+
 void apply_environment(config& cfg) {
   for (const auto& v : environment_variables)
     if (const char* value = std::getenv(std::string(v.name).c_str()); value && *value) v.apply(cfg, value);

@@ -32,6 +32,11 @@ void read_unsubscribe_secrets_file(config& cfg, const std::string& path);
 // Points cfg.redis at the URL and keeps its timeouts; config_error naming `where` if it is none.
 void set_redis_url(config& cfg, const std::string& url, const std::string& where);
 
+// Once the Redis URL is final (file, BUDSTIKKE_REDIS, --redis): throws config_error when a
+// redis.tls_* setting is given but the URL is a plain redis:// one, which would ignore it and
+// send the password in clear where TLS was meant.
+void check_redis_tls(const config& cfg);
+
 // "HH:MM" or "HH:MM:SS" (00:00:00..23:59:59) -> seconds after midnight.
 std::optional<int> parse_time_of_day(std::string_view s);
 // True for a time zone id ICU knows (an IANA id such as "Europe/Oslo", or "UTC").

@@ -76,8 +76,19 @@ TEST_CASE("engine: a rediss:// URL from the environment keeps the file's TLS fil
   CHECK(cfg.redis.tls_server_name == "redis.internal");
   CHECK(cfg.redis.username == "budstikke");
   CHECK(cfg.redis.password == "pw");
+  CHECK_NOTHROW(check_redis_tls(cfg));
   set_redis_url(cfg, "redis://other:pw2@10.0.0.3", "--redis");
   CHECK_FALSE(cfg.redis.tls);
+  // The file's TLS settings with a plain URL would be ignored, the password sent in clear: refused,
+  // naming the setting, never the password.
+  try {
+    check_redis_tls(cfg);
+    FAIL("a plain redis:// URL with redis.tls_ca_file set was taken");
+  } catch (const config_error& e) {
+    CHECK(std::string(e.what()).find("redis.tls_ca_file is set, but the Redis URL") != std::string::npos);
+    CHECK(std::string(e.what()).find("rediss://") != std::string::npos);
+    CHECK(std::string(e.what()).find("pw2") == std::string::npos);
+  }
   CHECK(cfg.redis.username == "other");
   CHECK(cfg.redis.password == "pw2");
 }

@@ -228,6 +228,13 @@ TEST_CASE("e2e: send --channel email goes through the relay as a campaign's mess
     auto to = run_cli(dir, send_args(config, "kari@localhost", "M1"));
     CHECK(to.code == 2);
     CHECK(to.output.find("error: --to: invalid domain") != std::string::npos);
+    fs::create_directories(dir / "templates" / "subject-only");
+    std::ofstream(dir / "templates" / "subject-only" / "subject.mustache") << "Hei";
+    auto set = run_cli(dir, {"send", "--channel", "email", "--config", config.string(), "--to", "kari@avd1.example",
+                             "--category", "transactional", "--template", (dir / "templates" / "subject-only").string(),
+                             "--from", "post@forbundet.example"});
+    CHECK(set.code == 2);
+    CHECK(set.output.find("an e-mail template set needs text.mustache or html.mustache") != std::string::npos);
   }
 }
 

@@ -112,4 +112,12 @@ TEST_CASE("redis tls: a Redis that asks for a client certificate gets one, and r
   INFO(refused.output);
   CHECK(refused.code == 1);
   CHECK(refused.output.find("Redis at 127.0.0.1:" + std::to_string(redis.port) + "/0: ") != std::string::npos);
+
+  // The same TLS settings with a plain URL: refused before anything is sent, the password unsaid.
+  auto plain = run_cli(dir, {"status", "--config", with_cert.string(), "--redis",
+                             "redis://:plain-secret-pw@127.0.0.1:" + std::to_string(redis.port)});
+  INFO(plain.output);
+  CHECK(plain.code == 2);
+  CHECK(plain.output.find("redis.tls_ca_file is set, but the Redis URL (redis://127.0.0.1:") != std::string::npos);
+  CHECK(plain.output.find("plain-secret-pw") == std::string::npos);
 }
