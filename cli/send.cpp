@@ -27,7 +27,6 @@
 #include "queue/consumer.hpp"
 #include "queue/rate_limit.hpp"
 #include "support/rfc3339.hpp"
-#include "templates/address.hpp"
 
 namespace budstikke::cli {
 using engine::campaign_renderer;
@@ -57,15 +56,6 @@ std::string trace_campaign_id() {
                      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()), rd() & 0xffffff);
 }
 
-// The Message-ID header's value of a rendered message, for the report.
-std::string_view message_id_of(std::string_view message) {
-  const auto head = message.substr(0, message.find("\r\n\r\n"));
-  auto at = head.find("\r\nMessage-ID: ");
-  if (at == std::string_view::npos) return {};
-  at += 14;
-  return head.substr(at, head.find("\r\n", at) - at);
-}
-
 // Renders the recipient's message into `d` (envelope, data) under the entry id; the reason when
 // it cannot be made.
 std::optional<std::string> render_into(campaign_renderer& renderer, const queue::campaign_definition& def,
@@ -76,11 +66,9 @@ std::optional<std::string> render_into(campaign_renderer& renderer, const queue:
     if (auto failure = renderer.prepare_email(entry_id, opt.to, opt.member, opt.data, d)) return failure->reason;
     return std::nullopt;
   }
-  if (auto failure = renderer.render_sms(d.envelope_to, opt.member, opt.data, text)) return failure->reason;
-  d.envelope_from = def.from_address;  // the sender id: --from, else sms.gateway.from
-  d.data = text.text();
-  d.sms_ucs2 = text.coding() == templates::sms::encoding::ucs2;
-  d.sms_segments = static_cast<std::uint16_t>(text.segments());
+  // The sender id: --from, else sms.gateway.from.
+  if (auto failure = renderer.prepare_sms(d.envelope_to, opt.member, opt.data, def.from_address, text, d))
+    return failure->reason;
   return std::nullopt;
 }
 
@@ -146,8 +134,7 @@ asio::awaitable<std::optional<std::string>> take_token(queue::connection& conn, 
   engine::limit_plan plan(cfg.limits, keys);
   if (!plan.enabled()) co_return std::nullopt;
   std::vector<const queue::token_bucket*> buckets;
-  for (int b : {plan.global(), plan.channel(def.kind), plan.tenant(def.tenant),
-                def.kind == queue::channel::email ? plan.domain(templates::address_domain(address)) : -1})
+  for (int b : plan.buckets_for(def.kind, plan.tenant(def.tenant), address))
     if (b >= 0) buckets.push_back(&plan.at(b).spec);
   if (buckets.empty()) co_return std::nullopt;
   const auto give_up = std::chrono::steady_clock::now() + max_token_wait;
@@ -218,8 +205,8 @@ asio::awaitable<std::optional<std::string>> record_outcome(queue::connection& co
   queue::append_record_outcomes(req, keys, def.id, now, records);
   if (cfg.engine.events_max_len > 0) {
     queue::begin_append_events(req, keys, cfg.engine.events_max_len, now, 1);
-    req.arg(def.id).arg(entry_id).arg(opt.member).arg(queue::to_string(def.kind)).arg(queue::to_string(state))
-        .arg(reason).arg(reply).arg(rec.attempts);
+    queue::append_event(req, def.id, entry_id, opt.member, def.kind, queue::to_string(state), reason, reply,
+                        rec.attempts);
   }
   std::vector<queue::reply_ptr> replies;
   if (auto ec = co_await conn.async_exec(req, replies))
@@ -366,7 +353,7 @@ int send_command(const config& cfg, const send_options& opt) {
     }
     one_delivery listener(ex);
     if (*ch == queue::channel::email) {
-      std::cout << fmt::format("message-id: {}\n", message_id_of(d.data));
+      std::cout << fmt::format("message-id: <{}>\n", renderer->message_id());
       auto messenger = adapters::smtp::make_smtp_messenger(ex, cfg.smtp, listener);
       co_await deliver(*messenger, listener, d);
     } else {

@@ -1,5 +1,7 @@
 #include "engine/limits.hpp"
 
+#include "templates/address.hpp"
+
 #include <cctype>
 
 namespace budstikke::engine {
@@ -19,6 +21,11 @@ limit_plan::limit_plan(const limits_config& cfg, const queue::keys& keys) {
 int limit_plan::tenant(std::string_view name) const {
   auto it = tenants_.find(name);
   return it == tenants_.end() ? -1 : it->second;
+}
+
+std::array<int, 4> limit_plan::buckets_for(queue::channel ch, int tenant, std::string_view envelope_to) const {
+  return {global_, channel(ch), tenant,
+          ch == queue::channel::email ? domain(templates::address_domain(envelope_to)) : -1};
 }
 
 int limit_plan::domain(std::string_view domain) const {

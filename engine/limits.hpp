@@ -4,6 +4,7 @@
 // tenant and, for e-mail, its recipient's domain.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -37,6 +38,9 @@ class limit_plan {
   int tenant(std::string_view name) const;
   // `domain` as in the envelope (ASCII); matched without regard to case, on whole labels.
   int domain(std::string_view domain) const;
+  // The buckets a message must pass: global, its channel's, its tenant's (`tenant` as tenant()
+  // gave it) and, for e-mail, its recipient domain's; -1 where none is configured.
+  std::array<int, 4> buckets_for(queue::channel ch, int tenant, std::string_view envelope_to) const;
 
  private:
   std::vector<bucket> buckets_;

@@ -6,7 +6,6 @@
 
 #include "adapters/sms_http/phone.hpp"
 #include "engine/retry.hpp"
-#include "templates/address.hpp"
 
 namespace budstikke::engine {
 
@@ -113,12 +112,8 @@ void pipeline::admit(campaign& c, const queue::stream_entry& e, const recovery_i
 std::optional<render_failure> pipeline::prepare_sms(campaign& c, const queue::stream_entry& e, adapters::delivery& d) {
   if (auto problem = adapters::sms_http::normalise_phone(e.to, opt_.sms_default_region, d.envelope_to))
     return render_failure{final_state::skipped, std::string(*problem)};
-  if (auto problem = c.renderer->render_sms(d.envelope_to, e.member, e.data, sms_text_)) return problem;
-  d.data.assign(sms_text_.text());
-  d.sms_ucs2 = sms_text_.coding() == templates::sms::encoding::ucs2;
-  d.sms_segments = static_cast<std::uint16_t>(sms_text_.segments());
-  d.envelope_from = c.def.from_address.empty() ? opt_.sms_default_from : c.def.from_address;
-  return std::nullopt;
+  return c.renderer->prepare_sms(d.envelope_to, e.member, e.data,
+                                 c.def.from_address.empty() ? opt_.sms_default_from : c.def.from_address, sms_text_, d);
 }
 
 // Rendered (or due for a retry): on to the rate limits, the in-flight mark, the adapter. A
@@ -243,10 +238,7 @@ std::chrono::steady_clock::duration pipeline::until_tokens(steady_time now) cons
 // The group of the buckets a message must pass; nullptr when none applies to it.
 pipeline::limit_group* pipeline::group_for(const slot& s) {
   const campaign& c = *s.owner;
-  const int channel = limits_.channel(c.def.kind);
-  const int domain =
-      c.def.kind == queue::channel::email ? limits_.domain(templates::address_domain(s.d.envelope_to)) : -1;
-  const std::array<int, 4> key{limits_.global(), channel, c.tenant_bucket, domain};
+  const auto key = limits_.buckets_for(c.def.kind, c.tenant_bucket, s.d.envelope_to);
   if (key[0] < 0 && key[1] < 0 && key[2] < 0 && key[3] < 0) return nullptr;
   auto [it, fresh] = groups_.try_emplace(key);
   if (fresh) {

@@ -206,6 +206,17 @@ std::optional<std::string> campaign_renderer::render_email_as(std::string_view e
   return std::nullopt;
 }
 
+std::optional<render_failure> campaign_renderer::prepare_sms(std::string_view to, std::string_view member,
+                                                             std::string_view data_json, std::string_view from,
+                                                             templates::sms::message& text, adapters::delivery& d) {
+  if (auto problem = render_sms(to, member, data_json, text)) return problem;
+  d.data.assign(text.text());
+  d.sms_ucs2 = text.coding() == templates::sms::encoding::ucs2;
+  d.sms_segments = static_cast<std::uint16_t>(text.segments());
+  d.envelope_from.assign(from);
+  return std::nullopt;
+}
+
 std::optional<render_failure> campaign_renderer::render_sms(std::string_view to, std::string_view member,
                                                             std::string_view data_json, templates::sms::message& out) {
   data_context data(json_arena_.get());

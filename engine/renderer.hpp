@@ -44,6 +44,15 @@ class campaign_renderer {
                                           std::string_view member, std::string_view data_json,
                                           std::string& out);
 
+  // Renders the SMS for one recipient (`to` in E.164, as in d.envelope_to) into `text` and fills
+  // `d`: the text, its encoding and segments, and `from` as the sender id.
+  std::optional<render_failure> prepare_sms(std::string_view to, std::string_view member, std::string_view data_json,
+                                            std::string_view from, templates::sms::message& text,
+                                            adapters::delivery& d);
+
+  // The Message-ID (without angle brackets) of the e-mail prepare_email rendered last.
+  std::string_view message_id() const { return message_id_buf_; }
+
   // Renders and analyses the SMS for one recipient into `out`: the text (trailing line breaks
   // dropped, normalised if configured), its encoding and segments. `skipped` when the text is
   // empty or has more segments than the campaign allows.

@@ -691,8 +691,7 @@ class shard::impl final : public adapters::delivery_listener, pipeline_observer 
     for (auto [c, idx] : events_) {
       const slot& s = pipeline_.at(idx);
       std::string_view state = s.kind == record_kind::final ? queue::to_string(s.outcome) : std::string_view("retrying");
-      req.arg(c->def.id).arg(s.entry_id).arg(s.member).arg(queue::to_string(c->def.kind)).arg(state)
-          .arg(s.reason).arg(s.reply).arg(s.attempts);
+      queue::append_event(req, c->def.id, s.entry_id, s.member, c->def.kind, state, s.reason, s.reply, s.attempts);
     }
   }
 

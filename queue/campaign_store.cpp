@@ -171,4 +171,10 @@ void begin_append_events(request& req, const keys& k, std::size_t max_len, std::
   req.begin_eval(append_events_script, 1, 2 + event_args * events).arg(k.events()).arg(max_len).arg(at);
 }
 
+void append_event(request& req, std::string_view campaign, std::string_view entry, std::string_view member,
+                  channel ch, std::string_view state, std::string_view reason, std::string_view reply,
+                  std::uint32_t attempt) {
+  req.arg(campaign).arg(entry).arg(member).arg(to_string(ch)).arg(state).arg(reason).arg(reply).arg(attempt);
+}
+
 }  // namespace budstikke::queue

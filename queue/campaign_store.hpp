@@ -120,9 +120,12 @@ void append_transition(request& req, const keys& k, std::string_view campaign_id
                        std::string_view now, std::span<const std::string_view> from);
 
 // Starts the call that appends `events` events to the events stream (see append_events_script);
-// follow with event_args arguments per event: campaign, entry, member, channel, state, reason,
-// reply, attempt.
+// follow with one append_event per event.
 void begin_append_events(request& req, const keys& k, std::size_t max_len, std::string_view at, std::size_t events);
+// One event's event_args arguments, after begin_append_events.
+void append_event(request& req, std::string_view campaign, std::string_view entry, std::string_view member,
+                  channel ch, std::string_view state, std::string_view reason, std::string_view reply,
+                  std::uint32_t attempt);
 
 
 }  // namespace budstikke::queue
